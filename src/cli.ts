@@ -1,0 +1,268 @@
+/**
+ * `consent-bridge` command line (package bin, also `npm run cli -- …`).
+ *
+ * Exit codes: 0 success; 1 the operation failed (invalid configuration, ledger verification failed, database
+ * unreachable, tenant not found or already linked); 2 bad arguments or invalid input (usage errors, a settings
+ * file that fails the schema).
+ */
+import fs from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, describeConfig, loadConfig, type AppConfig } from './config/config';
+import { readEnvironment } from './config/env';
+import { AppError } from './domain/errors';
+import { rebuildProjection, verifyLedger } from './ledger/ledger';
+import { createLogger, silentLogger } from './log/logger';
+import { createRuntime, startServer, type Runtime } from './main';
+import { migrateToLatest } from './store/migrations';
+import { tenantIdsWithEvents } from './store/ledger.repository';
+import { addTenant, listTenants, requireTenant, setTenantSettings, type PlatformCredentials, type Tenant } from './tenants/tenants';
+
+export interface CliIo {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Install SIGTERM/SIGINT handlers for `serve` (the real process); tests stop the server themselves. */
+  readonly handleSignals: boolean;
+  /** Called with the running server (tests use it to reach and stop `serve`). */
+  readonly onServing?: (server: { url: string; stop: () => Promise<void> }) => void;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+function exitCodeFor(err: AppError): number {
+  return err.code === 'validation_failed' || err.code === 'bad_request' ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+function tenantSummary(t: Tenant): Record<string, unknown> {
+  return {
+    id: t.id,
+    shopDomain: t.shopDomain,
+    hubspotPortalId: t.hubspotPortalId,
+    status: t.status,
+    // Tokens are never printed; only whether encrypted credentials are stored.
+    shopifyCredentials: t.hasShopifyCredentials ? 'stored (encrypted)' : 'none',
+    hubspotCredentials: t.hasHubspotCredentials ? 'stored (encrypted)' : 'none',
+    createdAt: t.createdAt,
+    updatedAt: t.updatedAt,
+  };
+}
+
+function credentials(accessToken: string | undefined, refreshToken: string | undefined, expiresAt: string | undefined): PlatformCredentials | undefined {
+  if (accessToken === undefined) return undefined;
+  return { accessToken, ...(refreshToken ? { refreshToken } : {}), ...(expiresAt ? { expiresAt } : {}) };
+}
+
+function readJsonFile(path: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new AppError('bad_request', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new AppError('bad_request', `${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
+  const env = io.env ?? readEnvironment(io.cwd);
+  const cwd = io.cwd ?? process.cwd();
+  const out = io.stdout ?? ((text: string) => process.stdout.write(text));
+  const err = io.stderr ?? ((text: string) => process.stderr.write(text));
+  const println = (line = ''): void => out(`${line}\n`);
+  let exitCode = EXIT_OK;
+
+  const config = (): AppConfig => loadConfig(env, cwd);
+  /** Open the store for one command and always close it. */
+  const withRuntime = async <T>(fn: (runtime: Runtime) => Promise<T>, options: { migrate?: boolean } = { migrate: true }): Promise<T> => {
+    const runtime = createRuntime(config(), { logger: silentLogger });
+    try {
+      if (options.migrate) await migrateToLatest(runtime.store);
+      return await fn(runtime);
+    } finally {
+      await runtime.close();
+    }
+  };
+
+  const program = new Command('consent-bridge')
+    .description('Marketing-consent sync between Shopify and HubSpot, with soft opt-in and a send gate.')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: err })
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('serve')
+    .description('run the HTTP server (migrations are applied first)')
+    .action(async () => {
+      const cfg = config();
+      const runtime = createRuntime(cfg, { logger: createLogger({ level: cfg.logLevel }) });
+      const running = await startServer(runtime);
+      println(`consent-bridge listening on ${running.url}`);
+      for (const line of describeConfig(cfg)) println(`  ${line}`);
+      io.onServing?.({ url: running.url, stop: () => running.stop('test') });
+      await new Promise<void>((resolve) => {
+        if (io.handleSignals !== false) {
+          const onSignal = (signal: NodeJS.Signals): void => {
+            process.off('SIGTERM', onSignal);
+            process.off('SIGINT', onSignal);
+            void running.stop(signal).then(resolve, resolve);
+          };
+          process.on('SIGTERM', onSignal);
+          process.on('SIGINT', onSignal);
+        }
+        running.server.once('close', () => resolve());
+      });
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations')
+    .action(async () => {
+      await withRuntime(async (runtime) => {
+        const result = await migrateToLatest(runtime.store);
+        const applied = (result.results ?? []).map((r) => r.migrationName);
+        println(applied.length === 0 ? `${runtime.store.description}: up to date` : `${runtime.store.description}: applied ${applied.join(', ')}`);
+      }, { migrate: false });
+    });
+
+  const ledger = program.command('ledger').description('inspect the consent ledger');
+  ledger
+    .command('verify')
+    .description('check every tenant chain (or one) for edited, deleted, inserted or reordered events')
+    .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .action(async (opts: { tenant?: string }) => {
+      await withRuntime(async (runtime) => {
+        const tenantIds = opts.tenant ? [(await requireTenant(runtime.store, opts.tenant)).id] : await tenantIdsWithEvents(runtime.store.db);
+        const started = Date.now();
+        let events = 0;
+        for (const tenantId of tenantIds) {
+          const result = await verifyLedger(runtime.store.db, tenantId);
+          events += result.events;
+          if (result.ok) {
+            println(`ok   tenant ${tenantId}: ${result.events} events, head ${result.headHash}`);
+          } else {
+            const p = result.firstProblem!;
+            println(`FAIL tenant ${tenantId}: first bad event at seq ${p.seq}${p.eventId ? ` (event ${p.eventId})` : ''}: ${p.problem}`);
+            exitCode = EXIT_FAILURE;
+          }
+        }
+        println(`verified ${events} events in ${tenantIds.length} tenant chain(s) in ${Date.now() - started} ms`);
+      });
+    });
+  ledger
+    .command('rebuild')
+    .description('recompute the current-state projection from the events')
+    .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .action(async (opts: { tenant?: string }) => {
+      await withRuntime(async (runtime) => {
+        const tenantIds = opts.tenant ? [(await requireTenant(runtime.store, opts.tenant)).id] : await tenantIdsWithEvents(runtime.store.db);
+        for (const tenantId of tenantIds) {
+          const result = await rebuildProjection(runtime.store, tenantId);
+          println(`tenant ${tenantId}: ${result.rows} projection rows rebuilt, ${result.differences} differed from the incremental projection`);
+        }
+      });
+    });
+
+  const tenant = program.command('tenant').description('link shops to HubSpot portals and manage their settings');
+  tenant
+    .command('add')
+    .description('link a Shopify shop to a HubSpot portal (tokens are stored encrypted with ENCRYPTION_KEY)')
+    .requiredOption('--shop <domain>', 'the shop, e.g. acme.myshopify.com')
+    .requiredOption('--portal <id>', 'the HubSpot portal (hub) id')
+    .option('--shopify-token <token>', 'Shopify Admin API access token')
+    .option('--shopify-refresh-token <token>', 'Shopify refresh token (expiring offline tokens)')
+    .option('--shopify-token-expires <iso>', 'when the Shopify access token expires')
+    .option('--hubspot-token <token>', 'HubSpot OAuth access token')
+    .option('--hubspot-refresh-token <token>', 'HubSpot OAuth refresh token')
+    .option('--hubspot-token-expires <iso>', 'when the HubSpot access token expires')
+    .option('--settings-file <path>', 'JSON settings (schema: manifest.json "settings")')
+    .action(async (opts: Record<string, string | undefined>) => {
+      const settings = opts.settingsFile ? readJsonFile(opts.settingsFile) : undefined;
+      await withRuntime(async (runtime) => {
+        const created = await addTenant(runtime.store, runtime, {
+          shopDomain: opts.shop!,
+          hubspotPortalId: opts.portal!,
+          ...(opts.shopifyToken ? { shopify: credentials(opts.shopifyToken, opts.shopifyRefreshToken, opts.shopifyTokenExpires)! } : {}),
+          ...(opts.hubspotToken ? { hubspot: credentials(opts.hubspotToken, opts.hubspotRefreshToken, opts.hubspotTokenExpires)! } : {}),
+          ...(settings !== undefined ? { settings } : {}),
+        });
+        println(JSON.stringify(tenantSummary(created), null, 2));
+      });
+    });
+  tenant
+    .command('list')
+    .description('list linked tenants')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(async (opts: { json?: boolean }) => {
+      await withRuntime(async (runtime) => {
+        const tenants = await listTenants(runtime.store);
+        if (opts.json) return println(JSON.stringify(tenants.map(tenantSummary), null, 2));
+        if (tenants.length === 0) return println('no tenants (add one with `consent-bridge tenant add --shop … --portal …`)');
+        for (const t of tenants) println(`${t.id}  ${t.shopDomain}  portal ${t.hubspotPortalId}  ${t.status}`);
+      });
+    });
+  tenant
+    .command('show <ref>')
+    .description('show one tenant (id, shop domain or portal id)')
+    .action(async (ref: string) => {
+      await withRuntime(async (runtime) => {
+        const found = await requireTenant(runtime.store, ref);
+        println(JSON.stringify({ ...tenantSummary(found), settings: found.settings }, null, 2));
+      });
+    });
+  const settings = tenant.command('settings').description("read or replace a tenant's settings");
+  settings
+    .command('get <ref>')
+    .description('print the settings as JSON')
+    .action(async (ref: string) => {
+      await withRuntime(async (runtime) => println(JSON.stringify((await requireTenant(runtime.store, ref)).settings, null, 2)));
+    });
+  settings
+    .command('set <ref>')
+    .description('replace the settings with a JSON file validated against manifest.json; a bad file changes nothing')
+    .requiredOption('--file <path>', 'JSON settings file')
+    .action(async (ref: string, opts: { file: string }) => {
+      const input = readJsonFile(opts.file);
+      await withRuntime(async (runtime) => {
+        const updated = await setTenantSettings(runtime.store, runtime, ref, input);
+        println(`settings of ${updated.shopDomain} updated`);
+      });
+    });
+
+  try {
+    await program.parseAsync([...argv]);
+    return exitCode;
+  } catch (error: unknown) {
+    if (error instanceof CommanderError) {
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? EXIT_OK : EXIT_USAGE;
+    }
+    if (error instanceof ConfigError) {
+      err(`${error.message}\n`);
+      return EXIT_FAILURE;
+    }
+    if (error instanceof AppError) {
+      err(`error: ${error.message}\n${error.details.map((d) => `  - ${d}\n`).join('')}`);
+      return exitCodeFor(error);
+    }
+    err(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`${String(error)}\n`);
+      process.exitCode = EXIT_FAILURE;
+    },
+  );
+}

@@ -1,0 +1,232 @@
+/**
+ * Configuration: parsed once at start from the environment (plus an optional `.env`, loaded by the caller),
+ * validated with zod, frozen. Nothing else in the app reads `process.env` (style.md §13).
+ *
+ * With no configuration at all the app starts on SQLite; features whose secrets are missing are reported in
+ * `features` (start-up banner, and a 503 naming the missing variable on their routes).
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Default database: an embedded SQLite file under ./data/ (created on first start). */
+export const DEFAULT_SQLITE_FILE = path.join('data', 'consent-bridge.sqlite');
+
+export type DatabaseTarget =
+  | { readonly kind: 'sqlite'; readonly file: string }
+  | { readonly kind: 'postgres'; readonly url: string };
+
+export interface FeatureStatus {
+  readonly enabled: boolean;
+  /** Environment variables whose absence switches the feature off. */
+  readonly missing: readonly string[];
+}
+
+export const FEATURES = ['shopify', 'hubspot', 'tokenStorage'] as const;
+export type Feature = (typeof FEATURES)[number];
+
+export interface AppConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly database: DatabaseTarget;
+  readonly logLevel: LogLevel;
+  /** Public base URL of this app (no trailing slash); HubSpot v3 signatures are computed over it. */
+  readonly appUrl: string;
+  readonly shopify: {
+    readonly apiKey: string | null;
+    readonly apiSecret: string | null;
+    readonly apiSecretPrevious: string | null;
+  };
+  readonly hubspot: {
+    readonly clientId: string | null;
+    readonly clientSecret: string | null;
+    readonly clientSecretPrevious: string | null;
+    readonly appId: string | null;
+  };
+  /** 32-byte key for AES-256-GCM encryption of stored platform tokens; null = token storage off. */
+  readonly encryptionKey: Buffer | null;
+  /** How long graceful shutdown waits for in-flight work before closing anyway (ms). */
+  readonly shutdownTimeoutMs: number;
+  readonly features: Readonly<Record<Feature, FeatureStatus>>;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Empty strings count as unset, so `FOO=` in a .env file does not turn a feature on with an empty secret. */
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? null : v.trim()));
+
+/** Whole number from text, within bounds; null when unset. */
+function wholeNumber(min: number, max: number) {
+  return optionalText.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+      .nullable(),
+  );
+}
+
+const envSchema = z.object({
+  PORT: wholeNumber(0, 65535),
+  HOST: optionalText,
+  DATABASE_URL: optionalText,
+  LOG_LEVEL: optionalText.pipe(z.enum(LOG_LEVELS).nullable()),
+  APP_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).nullable()),
+  SHOPIFY_API_KEY: optionalText,
+  SHOPIFY_API_SECRET: optionalText,
+  SHOPIFY_API_SECRET_PREVIOUS: optionalText,
+  HUBSPOT_CLIENT_ID: optionalText,
+  HUBSPOT_CLIENT_SECRET: optionalText,
+  HUBSPOT_CLIENT_SECRET_PREVIOUS: optionalText,
+  HUBSPOT_APP_ID: optionalText.pipe(z.string().regex(/^\d+$/, 'must be the numeric HubSpot app id').nullable()),
+  ENCRYPTION_KEY: optionalText,
+  SHUTDOWN_TIMEOUT_MS: wholeNumber(0, 600_000),
+});
+
+/** Every variable the app reads; documented in the README "Configuration" table. */
+export const CONFIG_VARIABLES = Object.freeze(Object.keys(envSchema.shape));
+
+/**
+ * `ENCRYPTION_KEY`: 32 bytes, given as 64 hex characters or base64 (44 characters). Generate one with
+ * `openssl rand -hex 32`.
+ */
+export function parseEncryptionKey(value: string): Buffer | string {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=?$/.test(value)) {
+    const key = Buffer.from(value, 'base64');
+    if (key.length === 32) return key;
+  }
+  return 'must be 32 bytes as 64 hex characters or base64 (generate one with `openssl rand -hex 32`)';
+}
+
+export function parseDatabaseUrl(value: string | null, cwd: string): DatabaseTarget | string {
+  if (value === null) return { kind: 'sqlite', file: path.resolve(cwd, DEFAULT_SQLITE_FILE) };
+  if (/^postgres(ql)?:\/\//i.test(value)) {
+    try {
+      new URL(value);
+    } catch {
+      return 'is not a valid postgres:// URL';
+    }
+    return { kind: 'postgres', url: value };
+  }
+  const sqlite = /^(sqlite|file):(\/\/)?(.+)$/i.exec(value);
+  if (sqlite?.[3]) return { kind: 'sqlite', file: sqlite[3] === ':memory:' ? ':memory:' : path.resolve(cwd, sqlite[3]) };
+  return 'must be postgres://user@host:port/db or sqlite:<file path> (default: sqlite under ./data/)';
+}
+
+function feature(missing: readonly (string | false)[]): FeatureStatus {
+  const names = missing.filter((m): m is string => m !== false);
+  return Object.freeze({ enabled: names.length === 0, missing: Object.freeze(names) });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parse and validate the environment. Reports every problem at once (ConfigError), never the first only.
+ * Unknown variables are ignored: the process environment holds many that are not ours.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, cwd: string = process.cwd()): AppConfig {
+  const problems: string[] = [];
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+    }
+  }
+  // Check the fields zod accepted for the rules it cannot express, so all problems come out together.
+  const raw = parsed.success ? parsed.data : undefined;
+  const text = (name: keyof z.infer<typeof envSchema>): string | null => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? null : value.trim();
+  };
+
+  const database = parseDatabaseUrl(text('DATABASE_URL'), cwd);
+  if (typeof database === 'string') problems.push(`DATABASE_URL: ${database}`);
+
+  const keyText = text('ENCRYPTION_KEY');
+  const encryptionKey = keyText === null ? null : parseEncryptionKey(keyText);
+  if (typeof encryptionKey === 'string') problems.push(`ENCRYPTION_KEY: ${encryptionKey}`);
+
+  if (text('SHOPIFY_API_SECRET_PREVIOUS') !== null && text('SHOPIFY_API_SECRET') === null) {
+    problems.push('SHOPIFY_API_SECRET_PREVIOUS: set without SHOPIFY_API_SECRET (the previous secret is only accepted next to the current one)');
+  }
+  if (text('HUBSPOT_CLIENT_SECRET_PREVIOUS') !== null && text('HUBSPOT_CLIENT_SECRET') === null) {
+    problems.push('HUBSPOT_CLIENT_SECRET_PREVIOUS: set without HUBSPOT_CLIENT_SECRET');
+  }
+
+  if (problems.length > 0 || raw === undefined || typeof database === 'string' || typeof encryptionKey === 'string') {
+    throw new ConfigError(problems);
+  }
+
+  const port = raw.PORT ?? 3000;
+  const host = raw.HOST ?? '0.0.0.0';
+  const appUrl = (raw.APP_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  const config: AppConfig = {
+    port,
+    host,
+    database,
+    logLevel: raw.LOG_LEVEL ?? 'info',
+    appUrl,
+    shopify: { apiKey: raw.SHOPIFY_API_KEY, apiSecret: raw.SHOPIFY_API_SECRET, apiSecretPrevious: raw.SHOPIFY_API_SECRET_PREVIOUS },
+    hubspot: {
+      clientId: raw.HUBSPOT_CLIENT_ID,
+      clientSecret: raw.HUBSPOT_CLIENT_SECRET,
+      clientSecretPrevious: raw.HUBSPOT_CLIENT_SECRET_PREVIOUS,
+      appId: raw.HUBSPOT_APP_ID,
+    },
+    encryptionKey,
+    shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS ?? 10_000,
+    features: {
+      // Webhook verification needs the secret; the API key identifies the app for OAuth.
+      shopify: feature([raw.SHOPIFY_API_KEY === null && 'SHOPIFY_API_KEY', raw.SHOPIFY_API_SECRET === null && 'SHOPIFY_API_SECRET']),
+      hubspot: feature([
+        raw.HUBSPOT_CLIENT_ID === null && 'HUBSPOT_CLIENT_ID',
+        raw.HUBSPOT_CLIENT_SECRET === null && 'HUBSPOT_CLIENT_SECRET',
+        raw.HUBSPOT_APP_ID === null && 'HUBSPOT_APP_ID',
+      ]),
+      tokenStorage: feature([encryptionKey === null && 'ENCRYPTION_KEY']),
+    },
+  };
+  return deepFreeze(config);
+}
+
+/** Human-readable lines for the start-up banner: what runs where, and what is off and why. */
+export function describeConfig(config: AppConfig): string[] {
+  const db = config.database.kind === 'sqlite' ? `SQLite ${config.database.file}` : `PostgreSQL ${redactUrl(config.database.url)}`;
+  const lines = [`database: ${db}`, `public URL: ${config.appUrl}`];
+  for (const name of FEATURES) {
+    const status = config.features[name];
+    lines.push(status.enabled ? `${name}: on` : `${name}: OFF (set ${status.missing.join(', ')})`);
+  }
+  return lines;
+}
+
+/** Hide a password in a connection URL before it is printed or logged. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * The consent ledger: append-only events, hash-chained per tenant, with the current-state projection updated
+ * in the same transaction (design.md "Data flow"; issue 2 §5).
+ *
+ * - Idempotent by source delivery: the delivery key is inserted first (UNIQUE); a repeat appends nothing.
+ * - Never forks: every append locks the tenant's chain head (PostgreSQL row lock; SQLite write lock).
+ * - The projection of each touched (subject, channel) is recomputed from all its events with the pure fold, so
+ *   an out-of-order arrival gives exactly what `ledger rebuild` gives.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import {
+  CHANNELS,
+  EVENT_KINDS,
+  EVENT_SOURCES,
+  LEGAL_BASES,
+  type Channel,
+  type ConsentEvent,
+  type ConsentState,
+  type EventKind,
+  type EventSource,
+  type LegalBasis,
+  type NewConsentEvent,
+} from '../domain/consent';
+import { AppError } from '../domain/errors';
+import { projectChannel } from '../domain/fold';
+import { isIsoTimestamp } from '../domain/time';
+import type { Clock, IdGenerator } from '../ports';
+import type { Dialect, Store } from '../store/database';
+import * as repo from '../store/ledger.repository';
+import type { ConsentCurrentTable, ConsentEventTable, Database } from '../store/schema';
+import { GENESIS_HASH, canonicalJson, chainHash } from './chain';
+
+export interface LedgerDeps {
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+}
+
+export interface AppendRequest {
+  readonly tenantId: string;
+  /**
+   * Idempotency key of the source delivery (`shopify:<X-Shopify-Webhook-Id>`, `hubspot:<tuple>`, …). A key
+   * seen before appends nothing. Null appends unconditionally (admin corrections, scheduler events carry
+   * their own deterministic key instead).
+   */
+  readonly deliveryKey: string | null;
+  readonly events: readonly NewConsentEvent[];
+}
+
+export interface AppendResult {
+  readonly duplicate: boolean;
+  readonly events: readonly ConsentEvent[];
+}
+
+/** Largest number of events one append may carry (one delivery maps to a handful; bulk imports page). */
+export const MAX_EVENTS_PER_APPEND = 10_000;
+
+function validateEvent(event: NewConsentEvent, index: number): string[] {
+  const problems: string[] = [];
+  const at = `events[${index}]`;
+  if (typeof event.subjectId !== 'string' || event.subjectId === '') problems.push(`${at}.subjectId is required`);
+  if (!(CHANNELS as readonly string[]).includes(event.channel)) problems.push(`${at}.channel must be one of ${CHANNELS.join(', ')}`);
+  if (!(EVENT_KINDS as readonly string[]).includes(event.kind)) problems.push(`${at}.kind must be one of ${EVENT_KINDS.join(', ')}`);
+  if (event.basis !== null && !(LEGAL_BASES as readonly string[]).includes(event.basis)) {
+    problems.push(`${at}.basis must be null or one of ${LEGAL_BASES.join(', ')}`);
+  }
+  if (!(EVENT_SOURCES as readonly string[]).includes(event.source)) problems.push(`${at}.source must be one of ${EVENT_SOURCES.join(', ')}`);
+  if (typeof event.purpose !== 'string' || event.purpose === '' || event.purpose.length > 200) problems.push(`${at}.purpose must be 1–200 characters`);
+  if (!isIsoTimestamp(event.occurredAt)) problems.push(`${at}.occurredAt must be ISO-8601 UTC with milliseconds`);
+  try {
+    canonicalJson(event.evidence);
+  } catch {
+    problems.push(`${at}.evidence must be plain JSON`);
+  }
+  if (event.evidence === null || typeof event.evidence !== 'object' || Array.isArray(event.evidence)) problems.push(`${at}.evidence must be an object`);
+  return problems;
+}
+
+export function rowToEvent(row: ConsentEventTable): ConsentEvent {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    subjectId: row.subject_id,
+    channel: row.channel as Channel,
+    purpose: row.purpose,
+    kind: row.kind as EventKind,
+    basis: row.basis as LegalBasis | null,
+    occurredAt: row.occurred_at,
+    receivedAt: row.received_at,
+    source: row.source as EventSource,
+    sourceDeliveryId: row.source_delivery_id,
+    evidence: JSON.parse(row.evidence) as ConsentEvent['evidence'],
+  };
+}
+
+/** Projection rows for one (subject, channel) from all its events: the only way rows are computed. */
+export function projectionRows(tenantId: string, subjectId: string, channel: string, rows: readonly ConsentEventTable[]): ConsentCurrentTable[] {
+  const lastSeq = rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0);
+  const states = projectChannel(rows.map(rowToEvent));
+  return [...states].map(([purpose, state]) => ({
+    tenant_id: tenantId,
+    subject_id: subjectId,
+    channel,
+    purpose,
+    status: state.status,
+    basis: state.basis,
+    state: canonicalJson(state),
+    last_event_at: state.lastEventAt,
+    last_seq: lastSeq,
+  }));
+}
+
+/**
+ * Append inside the caller's transaction (the inbox worker marks its row done in the same one).
+ * Throws AppError('validation_failed') before writing anything if an event is malformed.
+ */
+export async function appendInTransaction(
+  trx: Transaction<Database>,
+  dialect: Dialect,
+  deps: LedgerDeps,
+  request: AppendRequest,
+): Promise<AppendResult> {
+  const problems = request.events.flatMap(validateEvent);
+  if (request.events.length > MAX_EVENTS_PER_APPEND) problems.push(`at most ${MAX_EVENTS_PER_APPEND} events per append`);
+  if (problems.length > 0) throw new AppError('validation_failed', 'invalid consent events', { details: problems });
+
+  const now = deps.clock.now().toISOString();
+  if (request.deliveryKey !== null) {
+    const claimed = await repo.claimDelivery(trx, {
+      tenant_id: request.tenantId,
+      delivery_key: request.deliveryKey,
+      event_count: request.events.length,
+      created_at: now,
+    });
+    if (!claimed) return { duplicate: true, events: [] };
+  }
+  if (request.events.length === 0) return { duplicate: false, events: [] };
+
+  const head = await repo.lockHead(trx, dialect, request.tenantId, GENESIS_HASH, now);
+  let seq = Number(head.seq);
+  let prevHash = head.hash;
+  const rows: ConsentEventTable[] = [];
+  for (const event of request.events) {
+    seq += 1;
+    const record = {
+      tenant_id: request.tenantId,
+      seq,
+      id: deps.ids.next(),
+      subject_id: event.subjectId,
+      channel: event.channel,
+      purpose: event.purpose,
+      kind: event.kind,
+      basis: event.basis,
+      occurred_at: event.occurredAt,
+      received_at: now,
+      source: event.source,
+      source_delivery_id: event.sourceDeliveryId,
+      evidence: canonicalJson(event.evidence),
+    };
+    const hash = chainHash(prevHash, record);
+    rows.push({ ...record, prev_hash: prevHash, hash });
+    prevHash = hash;
+  }
+  await repo.insertEvents(trx, rows);
+  await repo.setHead(trx, { tenant_id: request.tenantId, seq, hash: prevHash, updated_at: now });
+  if (request.deliveryKey !== null) await repo.setDeliveryFirstSeq(trx, request.tenantId, request.deliveryKey, rows[0]!.seq);
+
+  const touched = new Map<string, { subjectId: string; channel: string }>();
+  for (const row of rows) touched.set(`${row.subject_id}\u0000${row.channel}`, { subjectId: row.subject_id, channel: row.channel });
+  for (const { subjectId, channel } of touched.values()) {
+    const all = await repo.eventsOfSubjectChannel(trx, request.tenantId, subjectId, channel);
+    await repo.replaceProjection(trx, request.tenantId, subjectId, channel, projectionRows(request.tenantId, subjectId, channel, all));
+  }
+  return { duplicate: false, events: rows.map(rowToEvent) };
+}
+
+/** Append in a transaction of its own. */
+export async function appendToLedger(store: Store, deps: LedgerDeps, request: AppendRequest): Promise<AppendResult> {
+  return store.db.transaction().execute((trx) => appendInTransaction(trx, store.dialect, deps, request));
+}
+
+export interface VerifyProblem {
+  readonly seq: number;
+  readonly eventId: string | null;
+  readonly problem: string;
+}
+
+export interface VerifyResult {
+  readonly tenantId: string;
+  readonly ok: boolean;
+  readonly events: number;
+  readonly headHash: string;
+  /** The first bad event; verification stops there because everything after it is unanchored. */
+  readonly firstProblem: VerifyProblem | null;
+}
+
+/** Page size for streaming the chain; bounded memory whatever the ledger's size. */
+const VERIFY_PAGE = 5000;
+
+/**
+ * Walk the tenant's chain from genesis: contiguous seq from 1, each prev_hash equal to the previous hash,
+ * each hash recomputed from the row, and the end equal to the stored head. Detects an edited, deleted,
+ * inserted or reordered row and names the first bad event.
+ */
+export async function verifyLedger(db: Kysely<Database>, tenantId: string): Promise<VerifyResult> {
+  let expectedSeq = 1;
+  let prevHash = GENESIS_HASH;
+  let count = 0;
+  const fail = (seq: number, eventId: string | null, problem: string): VerifyResult => ({
+    tenantId,
+    ok: false,
+    events: count,
+    headHash: prevHash,
+    firstProblem: { seq, eventId, problem },
+  });
+  for (let afterSeq = 0; ; ) {
+    const page = await repo.eventPage(db, tenantId, afterSeq, VERIFY_PAGE);
+    for (const row of page) {
+      const seq = Number(row.seq);
+      if (seq !== expectedSeq) {
+        return fail(expectedSeq, row.id, `sequence gap: expected seq ${expectedSeq}, found ${seq} (a row was deleted or inserted before event ${row.id})`);
+      }
+      if (row.prev_hash !== prevHash) return fail(seq, row.id, 'prev_hash does not match the previous event (rows were reordered, inserted or deleted)');
+      const recomputed = chainHash(prevHash, { ...row, seq });
+      if (recomputed !== row.hash) return fail(seq, row.id, 'hash does not match the row content (the row was edited)');
+      prevHash = row.hash;
+      expectedSeq += 1;
+      count += 1;
+    }
+    if (page.length < VERIFY_PAGE) break;
+    afterSeq = Number(page[page.length - 1]!.seq);
+  }
+  const head = await repo.readHead(db, tenantId);
+  const headSeq = head ? Number(head.seq) : 0;
+  if (headSeq !== count || (head ? head.hash : GENESIS_HASH) !== prevHash) {
+    return fail(count + 1, null, `chain ends at seq ${count} but the head records seq ${headSeq}: trailing events were deleted or the head was altered`);
+  }
+  return { tenantId, ok: true, events: count, headHash: prevHash, firstProblem: null };
+}
+
+export interface RebuildResult {
+  readonly tenantId: string;
+  readonly rows: number;
+  /** Rows whose rebuilt value differs from the incremental projection (added, changed or removed). */
+  readonly differences: number;
+}
+
+/**
+ * Recompute the projection of a tenant from its events and replace it, in one transaction. Reports how many
+ * rows differed from the incremental projection (0 on a healthy store).
+ */
+export async function rebuildProjection(store: Store, tenantId: string): Promise<RebuildResult> {
+  return store.db.transaction().execute(async (trx) => {
+    const before = new Map<string, string>();
+    for (const row of await repo.projectionOf(trx, tenantId)) before.set(projectionKey(row), canonicalJson(row));
+
+    const rebuilt: ConsentCurrentTable[] = [];
+    let group: ConsentEventTable[] = [];
+    const flush = (): void => {
+      const first = group[0];
+      if (first) rebuilt.push(...projectionRows(tenantId, first.subject_id, first.channel, group));
+      group = [];
+    };
+    for (let after: ConsentEventTable | null = null; ; ) {
+      const page: ConsentEventTable[] = await repo.eventPageBySubject(trx, tenantId, after, VERIFY_PAGE);
+      for (const row of page) {
+        const first = group[0];
+        if (first && (first.subject_id !== row.subject_id || first.channel !== row.channel)) flush();
+        group.push(row);
+      }
+      if (page.length < VERIFY_PAGE) break;
+      after = page[page.length - 1]!;
+    }
+    flush();
+
+    let differences = 0;
+    for (const row of rebuilt) {
+      const key = projectionKey(row);
+      if (before.get(key) !== canonicalJson(row)) differences += 1;
+      before.delete(key);
+    }
+    differences += before.size;
+
+    await repo.deleteProjection(trx, tenantId);
+    for (let i = 0; i < rebuilt.length; i += 500) {
+      await trx.insertInto('consent_current').values(rebuilt.slice(i, i + 500)).execute();
+    }
+    return { tenantId, rows: rebuilt.length, differences };
+  });
+}
+
+function projectionKey(row: Pick<ConsentCurrentTable, 'subject_id' | 'channel' | 'purpose'>): string {
+  return `${row.subject_id}\u0000${row.channel}\u0000${row.purpose}`;
+}
+
+/** Current state rows of a subject, decoded. */
+export async function currentStateOf(
+  db: Kysely<Database>,
+  tenantId: string,
+  subjectId: string,
+): Promise<Array<{ channel: Channel; purpose: string; state: ConsentState }>> {
+  const rows = await repo.projectionOf(db, tenantId, subjectId);
+  return rows.map((r) => ({ channel: r.channel as Channel, purpose: r.purpose, state: JSON.parse(r.state) as ConsentState }));
+}

@@ -1,0 +1,79 @@
+/**
+ * Opens the store: Kysely over better-sqlite3 (embedded default) or pg (PostgreSQL), chosen by DATABASE_URL.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Pool, types as pgTypes } from 'pg';
+import type { DatabaseTarget } from '../config/config';
+import type { Database } from './schema';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  /** Human-readable target without secrets. */
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** PostgreSQL only: schema to use instead of `public` (tests isolate each suite in its own schema). */
+  readonly schema?: string;
+  /** PostgreSQL pool size. Default 10. */
+  readonly poolSize?: number;
+}
+
+/** SQLite busy timeout: how long a writer waits for another process's lock before failing. Default 5 s. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/** int8 (bigint) columns come back as JS numbers; ledger sequence numbers stay far below 2^53. */
+const INT8_OID = 20;
+const pgTypeParsers = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID ? (value: string) => Number(value) : pgTypes.getTypeParser(oid, format as 'text')) as typeof pgTypes.getTypeParser,
+};
+
+export function openStore(target: DatabaseTarget, options: OpenStoreOptions = {}): Store {
+  if (target.kind === 'sqlite') {
+    if (target.file !== ':memory:') fs.mkdirSync(path.dirname(target.file), { recursive: true });
+    const sqlite = new BetterSqlite3(target.file);
+    // WAL lets readers run beside the writer; synchronous=FULL makes every commit durable (an acknowledged
+    // webhook must survive a power cut); foreign keys are off by default in SQLite.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    return {
+      db,
+      dialect: 'sqlite',
+      description: `SQLite ${target.file}`,
+      close: () => db.destroy(),
+    };
+  }
+  const schema = options.schema;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+  const pool = new Pool({
+    connectionString: target.url,
+    max: options.poolSize ?? 10,
+    types: pgTypeParsers,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const url = new URL(target.url);
+  if (url.password) url.password = '***';
+  return {
+    db,
+    dialect: 'postgres',
+    description: `PostgreSQL ${url.host}${url.pathname}${schema ? ` (schema ${schema})` : ''}`,
+    close: () => db.destroy(),
+  };
+}
+
+/** Cheap reachability check for /readyz. */
+export async function pingStore(store: Store): Promise<void> {
+  await sql`select 1`.execute(store.db);
+}

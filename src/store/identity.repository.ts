@@ -1,0 +1,53 @@
+/**
+ * Subjects and their identities. SQL only; the caller owns the transaction (style.md §15).
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Identity } from '../domain/identity';
+import type { Database } from './schema';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export async function findSubjectIds(db: Db, tenantId: string, identities: readonly Identity[]): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  if (identities.length === 0) return found;
+  const rows = await db
+    .selectFrom('subject_identity')
+    .select(['kind', 'value', 'subject_id'])
+    .where('tenant_id', '=', tenantId)
+    .where((eb) => eb.or(identities.map((i) => eb.and([eb('kind', '=', i.kind), eb('value', '=', i.value)]))))
+    .execute();
+  for (const row of rows) found.set(`${row.kind}:${row.value}`, row.subject_id);
+  return found;
+}
+
+export async function insertSubject(db: Db, row: { id: string; tenant_id: string; created_at: string }): Promise<void> {
+  await db.insertInto('subject').values(row).execute();
+}
+
+/** Insert-first: an identity already claimed (by a concurrent worker, say) is left as it is. */
+export async function insertIdentities(
+  db: Db,
+  tenantId: string,
+  subjectId: string,
+  identities: readonly Identity[],
+  createdAt: string,
+): Promise<void> {
+  if (identities.length === 0) return;
+  await db
+    .insertInto('subject_identity')
+    .values(identities.map((i) => ({ tenant_id: tenantId, kind: i.kind, value: i.value, subject_id: subjectId, created_at: createdAt })))
+    .onConflict((oc) => oc.columns(['tenant_id', 'kind', 'value']).doNothing())
+    .execute();
+}
+
+export async function identitiesOf(db: Db, tenantId: string, subjectId: string): Promise<Identity[]> {
+  const rows = await db
+    .selectFrom('subject_identity')
+    .select(['kind', 'value'])
+    .where('tenant_id', '=', tenantId)
+    .where('subject_id', '=', subjectId)
+    .orderBy('kind')
+    .orderBy('value')
+    .execute();
+  return rows.map((r) => ({ kind: r.kind as Identity['kind'], value: r.value }));
+}

@@ -1,0 +1,32 @@
+/** Tenant rows. SQL only; the caller owns the transaction. */
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, TenantTable } from './schema';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Insert-first: false when the shop domain or the portal id is already linked. */
+export async function insertTenant(db: Db, row: TenantTable): Promise<boolean> {
+  const result = await db.insertInto('tenant').values(row).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+export async function findTenant(db: Db, by: { id?: string; shopDomain?: string; portalId?: string }): Promise<TenantTable | undefined> {
+  let query = db.selectFrom('tenant').selectAll();
+  if (by.id !== undefined) query = query.where('id', '=', by.id);
+  else if (by.shopDomain !== undefined) query = query.where('shop_domain', '=', by.shopDomain);
+  else if (by.portalId !== undefined) query = query.where('hubspot_portal_id', '=', by.portalId);
+  else return undefined;
+  return query.executeTakeFirst();
+}
+
+export async function listTenants(db: Db): Promise<TenantTable[]> {
+  return db.selectFrom('tenant').selectAll().orderBy('shop_domain').execute();
+}
+
+export async function updateTenant(
+  db: Db,
+  id: string,
+  changes: Partial<Pick<TenantTable, 'settings' | 'status' | 'shopify_credentials' | 'hubspot_credentials' | 'updated_at'>>,
+): Promise<void> {
+  await db.updateTable('tenant').set(changes).where('id', '=', id).execute();
+}

@@ -1,0 +1,164 @@
+/**
+ * Tenants: a Shopify shop linked to a HubSpot portal, with settings and encrypted platform credentials.
+ * Until marketplace install exists, self-hosters and tests create them with `consent-bridge tenant add`.
+ */
+import type { SecretBox } from '../crypto/secret-box';
+import { defaultSettings, validateSettings, type TenantSettings } from '../config/manifest';
+import { AppError } from '../domain/errors';
+import type { Clock, IdGenerator } from '../ports';
+import type { Store } from '../store/database';
+import type { TenantTable } from '../store/schema';
+import * as repo from '../store/tenant.repository';
+
+export const PLATFORMS = ['shopify', 'hubspot'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+export interface PlatformCredentials {
+  readonly accessToken: string;
+  readonly refreshToken?: string;
+  /** ISO-8601; expiring offline tokens (Shopify) and 30-minute access tokens (HubSpot) carry one. */
+  readonly expiresAt?: string;
+}
+
+export interface Tenant {
+  readonly id: string;
+  readonly shopDomain: string;
+  readonly hubspotPortalId: string;
+  readonly status: 'active' | 'uninstalled';
+  readonly settings: TenantSettings;
+  readonly hasShopifyCredentials: boolean;
+  readonly hasHubspotCredentials: boolean;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface TenantDeps {
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  /** Null when ENCRYPTION_KEY is not set: tenants can exist, but no token can be stored. */
+  readonly secretBox: SecretBox | null;
+}
+
+const SHOP_DOMAIN = /^[a-z0-9][a-z0-9-]{0,60}\.myshopify\.com$/;
+const PORTAL_ID = /^[1-9]\d{0,19}$/;
+
+export function normalizeShopDomain(input: string): string | null {
+  const domain = input.trim().toLowerCase().replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  return SHOP_DOMAIN.test(domain) ? domain : null;
+}
+
+function toTenant(row: TenantTable): Tenant {
+  return {
+    id: row.id,
+    shopDomain: row.shop_domain,
+    hubspotPortalId: row.hubspot_portal_id,
+    status: row.status as Tenant['status'],
+    settings: JSON.parse(row.settings) as TenantSettings,
+    hasShopifyCredentials: row.shopify_credentials !== null,
+    hasHubspotCredentials: row.hubspot_credentials !== null,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function credentialsAad(tenantId: string, platform: Platform): string {
+  return `tenant:${tenantId}:${platform}-credentials`;
+}
+
+function validateCredentials(platform: Platform, credentials: PlatformCredentials, problems: string[]): void {
+  if (typeof credentials.accessToken !== 'string' || credentials.accessToken.trim().length < 8) {
+    problems.push(`${platform} access token must be at least 8 characters`);
+  }
+  if (credentials.expiresAt !== undefined && Number.isNaN(Date.parse(credentials.expiresAt))) {
+    problems.push(`${platform} token expiry must be an ISO-8601 date-time`);
+  }
+}
+
+function seal(deps: TenantDeps, tenantId: string, platform: Platform, credentials: PlatformCredentials | undefined): string | null {
+  if (credentials === undefined) return null;
+  if (deps.secretBox === null) {
+    throw new AppError('feature_disabled', 'cannot store platform tokens: ENCRYPTION_KEY is not set (tokens are never stored in plain text)');
+  }
+  return deps.secretBox.seal(JSON.stringify(credentials), credentialsAad(tenantId, platform));
+}
+
+export interface AddTenantInput {
+  readonly shopDomain: string;
+  readonly hubspotPortalId: string;
+  readonly shopify?: PlatformCredentials;
+  readonly hubspot?: PlatformCredentials;
+  readonly settings?: unknown;
+}
+
+export async function addTenant(store: Store, deps: TenantDeps, input: AddTenantInput): Promise<Tenant> {
+  const problems: string[] = [];
+  const shopDomain = normalizeShopDomain(input.shopDomain);
+  if (shopDomain === null) problems.push(`shop domain "${input.shopDomain}" is not a *.myshopify.com domain`);
+  const portalId = input.hubspotPortalId.trim();
+  if (!PORTAL_ID.test(portalId)) problems.push(`HubSpot portal id "${input.hubspotPortalId}" must be a positive number`);
+  if (input.shopify) validateCredentials('shopify', input.shopify, problems);
+  if (input.hubspot) validateCredentials('hubspot', input.hubspot, problems);
+  let settings = defaultSettings();
+  if (input.settings !== undefined) {
+    const result = validateSettings(input.settings);
+    if (result.ok) settings = result.settings;
+    else problems.push(...result.errors);
+  }
+  if (problems.length > 0 || shopDomain === null) throw new AppError('validation_failed', 'invalid tenant', { details: problems });
+
+  const id = deps.ids.next();
+  const now = deps.clock.now().toISOString();
+  const row: TenantTable = {
+    id,
+    shop_domain: shopDomain,
+    hubspot_portal_id: portalId,
+    status: 'active',
+    settings: JSON.stringify(settings),
+    shopify_credentials: seal(deps, id, 'shopify', input.shopify),
+    hubspot_credentials: seal(deps, id, 'hubspot', input.hubspot),
+    created_at: now,
+    updated_at: now,
+  };
+  if (!(await repo.insertTenant(store.db, row))) {
+    throw new AppError('conflict', `a tenant already links ${shopDomain} or HubSpot portal ${portalId}`);
+  }
+  return toTenant(row);
+}
+
+/** Find a tenant by id, shop domain or HubSpot portal id. */
+export async function findTenant(store: Store, ref: string): Promise<Tenant | undefined> {
+  const shopDomain = normalizeShopDomain(ref);
+  const row =
+    (shopDomain !== null ? await repo.findTenant(store.db, { shopDomain }) : undefined) ??
+    (PORTAL_ID.test(ref.trim()) ? await repo.findTenant(store.db, { portalId: ref.trim() }) : undefined) ??
+    (await repo.findTenant(store.db, { id: ref.trim() }));
+  return row ? toTenant(row) : undefined;
+}
+
+export async function requireTenant(store: Store, ref: string): Promise<Tenant> {
+  const tenant = await findTenant(store, ref);
+  if (!tenant) throw new AppError('not_found', `no tenant "${ref}" (give its id, shop domain or HubSpot portal id)`);
+  return tenant;
+}
+
+export async function listTenants(store: Store): Promise<Tenant[]> {
+  return (await repo.listTenants(store.db)).map(toTenant);
+}
+
+/** Replace a tenant's settings. A bad document is refused with every error listed, and nothing changes. */
+export async function setTenantSettings(store: Store, deps: Pick<TenantDeps, 'clock'>, ref: string, input: unknown): Promise<Tenant> {
+  const tenant = await requireTenant(store, ref);
+  const result = validateSettings(input);
+  if (!result.ok) throw new AppError('validation_failed', 'settings refused; nothing was changed', { details: result.errors });
+  const now = deps.clock.now().toISOString();
+  await repo.updateTenant(store.db, tenant.id, { settings: JSON.stringify(result.settings), updated_at: now });
+  return { ...tenant, settings: result.settings, updatedAt: now };
+}
+
+/** Decrypt a tenant's stored credentials for a platform (null when none are stored). */
+export async function readCredentials(store: Store, secretBox: SecretBox, tenantId: string, platform: Platform): Promise<PlatformCredentials | null> {
+  const row = await repo.findTenant(store.db, { id: tenantId });
+  if (!row) throw new AppError('not_found', `no tenant ${tenantId}`);
+  const sealed = platform === 'shopify' ? row.shopify_credentials : row.hubspot_credentials;
+  return sealed === null ? null : (JSON.parse(secretBox.open(sealed, credentialsAad(tenantId, platform))) as PlatformCredentials);
+}
