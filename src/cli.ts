@@ -103,8 +103,8 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
       const cfg = config();
       const runtime = createRuntime(cfg, { logger: createLogger({ level: cfg.logLevel }) });
       const running = await startServer(runtime);
-      println(`consent-bridge listening on ${running.url}`);
-      for (const line of describeConfig(cfg)) println(`  ${line}`);
+      // One write, so the banner is never interleaved with log lines.
+      out([`consent-bridge listening on ${running.url}`, ...describeConfig(cfg).map((line) => `  ${line}`), ''].join('\n'));
       io.onServing?.({ url: running.url, stop: () => running.stop('test') });
       await new Promise<void>((resolve) => {
         if (io.handleSignals !== false) {

@@ -30,8 +30,11 @@ export function createSecretBox(key: Buffer, random: (size: number) => Buffer = 
       if (version !== VERSION || !iv || !tag || body === undefined) {
         throw new AppError('internal', 'stored secret has an unknown format');
       }
+      const ivBytes = Buffer.from(iv, 'base64url');
+      if (ivBytes.length !== 12) throw new AppError('internal', 'stored secret has an invalid IV');
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+        // A fixed 16-byte tag: Node otherwise accepts truncated tags (down to 4 bytes), which weakens forgery resistance.
+        const decipher = createDecipheriv('aes-256-gcm', key, ivBytes, { authTagLength: 16 });
         decipher.setAAD(Buffer.from(associatedData, 'utf8'));
         decipher.setAuthTag(Buffer.from(tag, 'base64url'));
         return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');

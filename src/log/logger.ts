@@ -19,7 +19,8 @@ function wrap(instance: pino.Logger): Logger {
     info: (fields, message) => instance.info(fields, message),
     warn: (fields, message) => instance.warn(fields, message),
     error: (fields, message) => instance.error(fields, message),
-    child: (bindings: LogFields) => wrap(instance.child(bindings)),
+    // pino does not apply formatters.bindings to children, so mask child bindings here.
+    child: (bindings: LogFields) => wrap(instance.child(maskValue(bindings) as pino.Bindings)),
   };
 }
 

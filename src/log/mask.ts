@@ -8,8 +8,9 @@
  *   that starts with `+` or `0` or contains separators; a bare digit run not starting with 0 (a Shopify or
  *   HubSpot id such as 7301122334455) is left alone so that logs stay useful.
  */
-const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@[A-Za-z0-9.-]+\.([A-Za-z]{2,})/g;
-const PHONE_CANDIDATE = /(?<![\w.])\+?\(?\d[\d\s().\/-]{5,}\d(?![\w])/g;
+// `%40` and `%2B`: personal data in URL paths and query strings arrives percent-encoded.
+const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*?(?:@|%40)[A-Za-z0-9.-]+\.([A-Za-z]{2,})/gi;
+const PHONE_CANDIDATE = /(?<![\w.])(?:\+|%2B)?\(?\d[\d\s().\/-]{5,}\d(?![\w])/gi;
 /** Keys whose whole value is personal data, masked even when the pattern would not catch it. */
 const PII_KEYS = /^(email|email_address|emailAddress|phone|phone_number|phoneNumber|first_name|last_name|firstName|lastName|name|address1|address2|ip|userAgent|user_agent)$/i;
 const SECRET_KEYS = /(secret|token|password|authorization|cookie|api[-_]?key|encryption[-_]?key|hmac|signature)/i;
@@ -17,7 +18,7 @@ const SECRET_KEYS = /(secret|token|password|authorization|cookie|api[-_]?key|enc
 function looksLikePhone(candidate: string): boolean {
   const digits = candidate.replace(/\D/g, '');
   if (digits.length < 7 || digits.length > 15) return false;
-  if (candidate.startsWith('+') || candidate.startsWith('(')) return true;
+  if (candidate.startsWith('+') || /^%2B/i.test(candidate) || candidate.startsWith('(')) return true;
   if (/^0/.test(digits)) return true;
   return /[\s().\/-]/.test(candidate.trim());
 }
@@ -29,8 +30,8 @@ export function maskString(value: string): string {
       // Do not mistake ISO timestamps or dates for phone numbers.
       if (/^\d{4}-\d{2}-\d{2}/.test(match) || /^\d{2}:\d{2}/.test(match)) return match;
       if (!looksLikePhone(match)) return match;
-      const digits = match.replace(/\D/g, '');
-      return `${match.startsWith('+') ? '+' : ''}***${digits.slice(-2)}`;
+      const digits = match.replace(/^%2B/i, '+').replace(/\D/g, '');
+      return `${match.startsWith('+') || /^%2B/i.test(match) ? '+' : ''}***${digits.slice(-2)}`;
     });
 }
 
@@ -45,9 +46,21 @@ export function maskValue(value: unknown, key = '', depth = 0): unknown {
     }
     return maskString(value);
   }
+  if (typeof value === 'number' && key && PII_KEYS.test(key)) return maskValue(String(value), key, depth);
   if (Array.isArray(value)) return value.map((item) => maskValue(item, key, depth + 1));
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof URL) return maskString(value.toString());
+  if (Buffer.isBuffer(value)) return `[${value.length} bytes]`;
   if (value instanceof Error) {
-    return { type: value.name, message: maskString(value.message), stack: value.stack ? maskString(value.stack) : undefined };
+    const extra = value as Error & { code?: unknown; details?: unknown; cause?: unknown };
+    return {
+      type: value.name,
+      message: maskString(value.message),
+      ...(extra.code !== undefined ? { code: maskValue(extra.code, 'code', depth + 1) } : {}),
+      ...(extra.details !== undefined ? { details: maskValue(extra.details, 'details', depth + 1) } : {}),
+      ...(extra.cause !== undefined ? { cause: maskValue(extra.cause, 'cause', depth + 1) } : {}),
+      stack: value.stack ? maskString(value.stack) : undefined,
+    };
   }
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};

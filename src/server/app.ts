@@ -65,13 +65,15 @@ export function createServer(deps: ServerDeps, modules: readonly RouteModule[] =
     ctx.body = { status: 'ok' };
   });
   health.get('/readyz', async (ctx) => {
-    const readiness = await deps.readiness();
+    const readiness = await deps.readiness().catch(
+      (err: unknown): Readiness => ({ ready: false, checks: { readiness: { ok: false, detail: err instanceof Error ? err.message : 'failed' } } }),
+    );
     ctx.status = readiness.ready ? 200 : 503;
     ctx.body = { status: readiness.ready ? 'ready' : 'not_ready', checks: readiness.checks };
   });
   for (const router of [health, ...modules.map((m) => m.router)]) {
     app.use(router.routes());
-    app.use(router.allowedMethods({ throw: true }));
+    app.use(router.allowedMethods()); // sets 405 + Allow (or 501); the error middleware renders the JSON
   }
   app.on('error', (err: unknown) => deps.logger.error({ err }, 'koa error'));
   return app;

@@ -132,13 +132,27 @@ class StaticMigrationProvider implements MigrationProvider {
   }
 }
 
-function migratorFor(store: Store): Migrator {
-  return new Migrator({ db: store.db, provider: new StaticMigrationProvider(migrationsFor(store.dialect)) });
+/**
+ * On PostgreSQL the migration bookkeeping tables are pinned to the connection's current schema: Kysely looks
+ * for them across all schemas otherwise, and a database holding another consent-bridge schema would make it
+ * skip creating its own.
+ */
+async function migratorFor(store: Store): Promise<Migrator> {
+  let migrationTableSchema: string | undefined;
+  if (store.dialect === 'postgres') {
+    const result = await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db);
+    migrationTableSchema = result.rows[0]?.schema;
+  }
+  return new Migrator({
+    db: store.db,
+    provider: new StaticMigrationProvider(migrationsFor(store.dialect)),
+    ...(migrationTableSchema ? { migrationTableSchema } : {}),
+  });
 }
 
 /** Apply every pending migration. Throws with the failing migration's name if one fails. */
 export async function migrateToLatest(store: Store): Promise<MigrationResultSet> {
-  const result = await migratorFor(store).migrateToLatest();
+  const result = await (await migratorFor(store)).migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`migration ${failed} failed: ${result.error instanceof Error ? result.error.message : String(result.error)}`, {
@@ -150,6 +164,6 @@ export async function migrateToLatest(store: Store): Promise<MigrationResultSet>
 
 /** Names of migrations known to the code but not applied to the database (empty = up to date). */
 export async function pendingMigrations(store: Store): Promise<string[]> {
-  const migrations = await migratorFor(store).getMigrations();
+  const migrations = await (await migratorFor(store)).getMigrations();
   return migrations.filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

@@ -1,0 +1,166 @@
+/**
+ * The CLI in-process (runCli with its own env and output), against SQLite and PostgreSQL.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli } from '../../src/cli';
+import { createTestDatabase, rawSql, testDialects, type TestDatabase } from '../helpers/stores';
+
+const KEY = 'a'.repeat(64);
+
+function databaseUrl(db: TestDatabase): string {
+  if (db.target.kind === 'sqlite') return `sqlite:${db.target.file}`;
+  return `${db.target.url}?options=${encodeURIComponent(`-c search_path=${db.schema}`)}`;
+}
+
+describe.each(testDialects())('consent-bridge CLI on %s', (dialect) => {
+  let db: TestDatabase;
+  let dir: string;
+  let env: Record<string, string>;
+
+  async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const code = await runCli(['node', 'consent-bridge', ...args], {
+      env,
+      cwd: dir,
+      stdout: (t) => (out += t),
+      stderr: (t) => (err += t),
+      handleSignals: false,
+    });
+    return { code, out, err };
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase(dialect);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-cli-'));
+    env = { DATABASE_URL: databaseUrl(db), ENCRYPTION_KEY: KEY, LOG_LEVEL: 'silent' };
+  });
+  afterAll(async () => {
+    await db.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('migrate applies the migrations once', async () => {
+    expect(await cli('migrate')).toMatchObject({ code: 0, out: expect.stringContaining('applied 0001_initial') });
+    expect(await cli('migrate')).toMatchObject({ code: 0, out: expect.stringContaining('up to date') });
+  });
+
+  test('--help works everywhere and exits 0', async () => {
+    for (const args of [['--help'], ['tenant', '--help'], ['tenant', 'settings', 'set', '--help'], ['ledger', 'verify', '--help']]) {
+      const result = await cli(...args);
+      expect(result.code).toBe(0);
+      expect(result.out).toMatch(/Usage: consent-bridge/);
+    }
+  });
+
+  test('bad arguments give a clear message and exit 2', async () => {
+    const unknown = await cli('frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/unknown command 'frobnicate'/);
+    const missing = await cli('tenant', 'add', '--shop', 'x.myshopify.com');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/--portal/);
+    const invalid = await cli('tenant', 'add', '--shop', 'not a shop', '--portal', 'abc');
+    expect(invalid.code).toBe(2);
+    expect(invalid.err).toMatch(/myshopify\.com[\s\S]*portal id/);
+  });
+
+  test('tenant add / list / show; tokens are never printed', async () => {
+    const token = 'shpat_secret_token_value_123';
+    const added = await cli('tenant', 'add', '--shop', 'acme.myshopify.com', '--portal', '777', '--shopify-token', token);
+    expect(added.code).toBe(0);
+    expect(added.out).not.toContain(token);
+    expect(JSON.parse(added.out)).toMatchObject({ shopDomain: 'acme.myshopify.com', hubspotPortalId: '777', shopifyCredentials: 'stored (encrypted)' });
+    const again = await cli('tenant', 'add', '--shop', 'acme.myshopify.com', '--portal', '778');
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/already links/);
+    const list = await cli('tenant', 'list');
+    expect(list.out).toMatch(/acme\.myshopify\.com\s+portal 777\s+active/);
+    const shown = await cli('tenant', 'show', '777');
+    expect(JSON.parse(shown.out)).toMatchObject({ shopDomain: 'acme.myshopify.com', settings: { inboxRetentionDays: 30 } });
+    expect((await cli('tenant', 'show', 'nobody.myshopify.com')).code).toBe(1);
+  });
+
+  test('tenant settings set validates against the manifest schema; a bad file changes nothing', async () => {
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ shopCountry: 'Netherlands', inboxRetentionDays: -1, unknownThing: true }));
+    const refused = await cli('tenant', 'settings', 'set', 'acme.myshopify.com', '--file', bad);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/shopCountry/);
+    expect(refused.err).toMatch(/inboxRetentionDays/);
+    expect(refused.err).toMatch(/unknownThing/);
+    expect(JSON.parse((await cli('tenant', 'settings', 'get', 'acme.myshopify.com')).out)).toMatchObject({ shopCountry: null, inboxRetentionDays: 30 });
+
+    const notJson = path.join(dir, 'broken.json');
+    fs.writeFileSync(notJson, '{ nope');
+    expect(await cli('tenant', 'settings', 'set', 'acme.myshopify.com', '--file', notJson)).toMatchObject({ code: 2, err: expect.stringMatching(/not valid JSON/) });
+    expect(await cli('tenant', 'settings', 'set', 'acme.myshopify.com', '--file', path.join(dir, 'missing.json'))).toMatchObject({ code: 2 });
+
+    const good = path.join(dir, 'good.json');
+    fs.writeFileSync(good, JSON.stringify({ shopCountry: 'NL', categoryGroups: [{ id: 'footwear', label: 'Footwear', productTypes: ['Shoes'] }] }));
+    expect((await cli('tenant', 'settings', 'set', 'acme.myshopify.com', '--file', good)).code).toBe(0);
+    expect(JSON.parse((await cli('tenant', 'settings', 'get', '777')).out)).toMatchObject({ shopCountry: 'NL', categoryGroups: [{ id: 'footwear', tags: [] }] });
+  });
+
+  test('tokens need ENCRYPTION_KEY; without it the command fails naming the variable', async () => {
+    const saved = env;
+    env = { DATABASE_URL: saved.DATABASE_URL! };
+    const result = await cli('tenant', 'add', '--shop', 'nokey.myshopify.com', '--portal', '779', '--hubspot-token', 'pat-na1-0000000000');
+    env = saved;
+    expect(result.code).toBe(1);
+    expect(result.err).toMatch(/ENCRYPTION_KEY/);
+  });
+
+  test('an invalid configuration exits 1 naming every bad variable', async () => {
+    const saved = env;
+    env = { PORT: 'abc', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x', ENCRYPTION_KEY: 'short' };
+    const result = await cli('migrate');
+    env = saved;
+    expect(result.code).toBe(1);
+    for (const name of ['PORT', 'LOG_LEVEL', 'DATABASE_URL', 'ENCRYPTION_KEY']) expect(result.err).toContain(name);
+  });
+
+  test('ledger verify exits 0 on an intact ledger and 1 naming the first bad event; rebuild reports no differences', async () => {
+    const { appendToLedger } = await import('../../src/ledger/ledger');
+    const { resolveSubject } = await import('../../src/subjects/subjects');
+    const { loadConfig } = await import('../../src/config/config');
+    const { createRuntime } = await import('../../src/main');
+    const { silentLogger } = await import('../../src/log/logger');
+    const runtime = createRuntime(loadConfig(env, dir), { logger: silentLogger });
+    const tenant = await runtime.store.db.selectFrom('tenant').select('id').where('shop_domain', '=', 'acme.myshopify.com').executeTakeFirstOrThrow();
+    const subjectId = await runtime.store.db.transaction().execute(async (trx) => (await resolveSubject(trx, runtime, tenant.id, [{ kind: 'email', value: 'x@example.com' }])).subjectId);
+    const appended = await appendToLedger(runtime.store, runtime, {
+      tenantId: tenant.id,
+      deliveryKey: 'cli-1',
+      events: [1, 2, 3].map((d) => ({
+        subjectId,
+        channel: 'email' as const,
+        purpose: '*',
+        kind: 'grant' as const,
+        basis: 'consent' as const,
+        occurredAt: `2026-05-0${d}T00:00:00.000Z`,
+        source: 'admin' as const,
+        sourceDeliveryId: null,
+        evidence: { affirmative: true, capturePoint: 'import' },
+      })),
+    });
+    await runtime.close();
+
+    const ok = await cli('ledger', 'verify', '--tenant', 'acme.myshopify.com');
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/ok\s+tenant .*: 3 events/);
+    expect(await cli('ledger', 'rebuild')).toMatchObject({ code: 0, out: expect.stringMatching(/0 differed/) });
+
+    const victim = appended.events[1]!.id;
+    const statements =
+      db.dialect === 'postgres'
+        ? ['alter table consent_event disable trigger user', `update consent_event set purpose = 'x' where id = '${victim}'`, 'alter table consent_event enable trigger user']
+        : ['drop trigger consent_event_no_update', `update consent_event set purpose = 'x' where id = '${victim}'`];
+    await rawSql(db, statements);
+    const bad = await cli('ledger', 'verify');
+    expect(bad.code).toBe(1);
+    expect(bad.out).toContain(`FAIL tenant ${tenant.id}: first bad event at seq 2 (event ${victim})`);
+  });
+});
