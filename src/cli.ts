@@ -69,6 +69,11 @@ function readJsonFile(path: string): unknown {
   }
 }
 
+/** One tenant (by id, shop domain or portal id), or every tenant that has a ledger. */
+async function tenantIdsFor(runtime: Runtime, ref: string | undefined): Promise<string[]> {
+  return ref ? [(await requireTenant(runtime.store, ref)).id] : tenantIdsWithEvents(runtime.store.db);
+}
+
 export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
   const env = io.env ?? readEnvironment(io.cwd);
   const cwd = io.cwd ?? process.cwd();
@@ -138,7 +143,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
     .action(async (opts: { tenant?: string }) => {
       await withRuntime(async (runtime) => {
-        const tenantIds = opts.tenant ? [(await requireTenant(runtime.store, opts.tenant)).id] : await tenantIdsWithEvents(runtime.store.db);
+        const tenantIds = await tenantIdsFor(runtime, opts.tenant);
         const started = Date.now();
         let events = 0;
         for (const tenantId of tenantIds) {
@@ -161,7 +166,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
     .action(async (opts: { tenant?: string }) => {
       await withRuntime(async (runtime) => {
-        const tenantIds = opts.tenant ? [(await requireTenant(runtime.store, opts.tenant)).id] : await tenantIdsWithEvents(runtime.store.db);
+        const tenantIds = await tenantIdsFor(runtime, opts.tenant);
         for (const tenantId of tenantIds) {
           const result = await rebuildProjection(runtime.store, tenantId);
           println(`tenant ${tenantId}: ${result.rows} projection rows rebuilt, ${result.differences} differed from the incremental projection`);
