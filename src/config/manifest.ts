@@ -8,7 +8,6 @@ import addFormats from 'ajv-formats';
 import manifestJson from '../../manifest.json';
 
 export const manifest = manifestJson;
-export type Manifest = typeof manifestJson;
 
 /** Settings after validation and defaults (the shape of manifest.json `settings`). */
 export interface TenantSettings {

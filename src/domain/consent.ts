@@ -167,7 +167,3 @@ export function isAffirmativeAct(event: Pick<ConsentEvent, 'kind' | 'basis' | 'e
     evidence.capturePoint.trim().length > 0
   );
 }
-
-export function isChannel(value: unknown): value is Channel {
-  return typeof value === 'string' && (CHANNELS as readonly string[]).includes(value);
-}

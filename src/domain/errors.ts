@@ -56,7 +56,3 @@ export class AppError extends Error {
     this.details = options.details ?? [];
   }
 }
-
-export function isAppError(value: unknown): value is AppError {
-  return value instanceof AppError;
-}

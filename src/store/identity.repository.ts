@@ -39,15 +39,3 @@ export async function insertIdentities(
     .onConflict((oc) => oc.columns(['tenant_id', 'kind', 'value']).doNothing())
     .execute();
 }
-
-export async function identitiesOf(db: Db, tenantId: string, subjectId: string): Promise<Identity[]> {
-  const rows = await db
-    .selectFrom('subject_identity')
-    .select(['kind', 'value'])
-    .where('tenant_id', '=', tenantId)
-    .where('subject_id', '=', subjectId)
-    .orderBy('kind')
-    .orderBy('value')
-    .execute();
-  return rows.map((r) => ({ kind: r.kind as Identity['kind'], value: r.value }));
-}
