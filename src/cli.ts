@@ -24,8 +24,6 @@ export interface CliIo {
   readonly stderr: (text: string) => void;
   /** Install SIGTERM/SIGINT handlers for `serve` (the real process); tests stop the server themselves. */
   readonly handleSignals: boolean;
-  /** Called with the running server (tests use it to reach and stop `serve`). */
-  readonly onServing?: (server: { url: string; stop: () => Promise<void> }) => void;
 }
 
 export const EXIT_OK = 0;
@@ -110,7 +108,6 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
       const running = await startServer(runtime);
       // One write, so the banner is never interleaved with log lines.
       out([`consent-bridge listening on ${running.url}`, ...describeConfig(cfg).map((line) => `  ${line}`), ''].join('\n'));
-      io.onServing?.({ url: running.url, stop: () => running.stop('test') });
       await new Promise<void>((resolve) => {
         if (io.handleSignals !== false) {
           const onSignal = (signal: NodeJS.Signals): void => {

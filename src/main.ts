@@ -28,15 +28,13 @@ export interface RuntimeOverrides {
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly ids?: IdGenerator;
-  /** Tests isolate PostgreSQL suites in their own schema. */
-  readonly pgSchema?: string;
 }
 
 export const uuidIds: IdGenerator = { next: () => randomUUID() };
 
 export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const store = openStore(config.database, overrides.pgSchema ? { schema: overrides.pgSchema } : {});
+  const store = openStore(config.database);
   return {
     config,
     logger,

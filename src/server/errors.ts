@@ -26,13 +26,13 @@ export function errorMiddleware() {
       await next();
       if ((ctx.status === 405 || ctx.status === 501) && ctx.body == null) {
         const allow = ctx.response.get('Allow');
-        // 501 is the router's answer to a method it does not know at all; to a client it is a 405 (or 404).
+        // 501 is the router's answer to a method it does not know at all; to a client it is a 405, or a 404
+        // (rendered just below) when nothing is served at that path.
         if (allow) {
           ctx.status = 405;
           ctx.body = errorBody('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path} (allowed: ${allow})`);
         } else {
           ctx.status = 404;
-          ctx.body = errorBody('not_found', `no route for ${ctx.method} ${ctx.path}`);
         }
       }
       if (ctx.status === 404 && ctx.body === undefined) {
