@@ -12,7 +12,8 @@ import { readEnvironment } from './config/env';
 import { AppError } from './domain/errors';
 import { rebuildProjection, verifyLedger } from './ledger/ledger';
 import { createLogger, silentLogger } from './log/logger';
-import { createRuntime, startServer, type Runtime } from './main';
+import { inboxStats, listDeadDeliveries, retryDeadDeliveries } from './inbox/inbox';
+import { createRuntime, createWorker, startServer, type Runtime } from './main';
 import { migrateToLatest } from './store/migrations';
 import { tenantIdsWithEvents } from './store/ledger.repository';
 import { addTenant, listTenants, requireTenant, setTenantSettings, type PlatformCredentials, type Tenant } from './tenants/tenants';
@@ -123,6 +124,39 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     });
 
   program
+    .command('worker')
+    .description('run the inbox worker alone (serve runs one too unless RUN_WORKER=false); several may run on PostgreSQL')
+    .option('--once', 'process every due delivery, then exit')
+    .action(async (opts: { once?: boolean }) => {
+      const cfg = config();
+      const runtime = createRuntime(cfg, { logger: createLogger({ level: cfg.logLevel }) });
+      try {
+        await migrateToLatest(runtime.store);
+        const worker = createWorker(runtime);
+        if (opts.once) {
+          const handled = await worker.drain();
+          println(`processed ${handled} deliver${handled === 1 ? 'y' : 'ies'}`);
+          return;
+        }
+        out(`consent-bridge worker running on ${runtime.store.description}\n`);
+        worker.start();
+        await new Promise<void>((resolve) => {
+          if (io.handleSignals === false) return resolve();
+          const onSignal = (): void => {
+            process.off('SIGTERM', onSignal);
+            process.off('SIGINT', onSignal);
+            resolve();
+          };
+          process.on('SIGTERM', onSignal);
+          process.on('SIGINT', onSignal);
+        });
+        await worker.stop();
+      } finally {
+        await runtime.close();
+      }
+    });
+
+  program
     .command('migrate')
     .description('apply pending database migrations')
     .action(async () => {
@@ -168,6 +202,61 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           const result = await rebuildProjection(runtime.store, tenantId);
           println(`tenant ${tenantId}: ${result.rows} projection rows rebuilt, ${result.differences} differed from the incremental projection`);
         }
+      });
+    });
+
+  const inbox = program.command('inbox').description('webhook deliveries waiting, processed and dead-lettered');
+  inbox
+    .command('stats')
+    .description('deliveries per tenant and status, privacy requests, and deliveries counted for unknown tenants')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(async (opts: { json?: boolean }) => {
+      await withRuntime(async (runtime) => {
+        const stats = await inboxStats(runtime.store);
+        if (opts.json) return println(JSON.stringify(stats, null, 2));
+        if (stats.byTenant.length === 0) println('inbox: empty');
+        for (const row of stats.byTenant) println(`tenant ${row.tenantId}  ${row.status.padEnd(8)} ${String(row.count).padStart(8)}  oldest ${row.oldestReceivedAt ?? '-'}`);
+        for (const row of stats.privacyRequests) println(`privacy request  ${row.topic}  ${row.status}  ${row.count}`);
+        for (const row of stats.unrouted) println(`not stored  ${row.platform} ${row.account}  ${row.topic}  ${row.reason}  ×${row.count}  last ${row.lastSeenAt}`);
+      });
+    });
+  inbox
+    .command('dlq')
+    .description('list dead-lettered deliveries with their last error')
+    .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .option('--limit <n>', 'at most this many', '100')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(async (opts: { tenant?: string; limit: string; json?: boolean }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new AppError('bad_request', '--limit must be a whole number from 1 to 10000');
+      await withRuntime(async (runtime) => {
+        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
+        const dead = await listDeadDeliveries(runtime.store, { ...(tenantId ? { tenantId } : {}), limit });
+        if (opts.json) return println(JSON.stringify(dead, null, 2));
+        if (dead.length === 0) return println('no dead-lettered deliveries');
+        for (const d of dead) println(`${d.id}  ${d.platform} ${d.topic}  attempts ${d.attempts}  received ${d.receivedAt}\n    ${d.lastError ?? ''}`);
+      });
+    });
+  inbox
+    .command('retry [ids...]')
+    .description('re-queue dead-lettered deliveries: the given ids, or all of them (of one tenant with --tenant)')
+    .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .option('--all', 'every dead-lettered delivery (required when no ids are given)')
+    .action(async (ids: string[], opts: { tenant?: string; all?: boolean }) => {
+      if (ids.length === 0 && !opts.all) throw new AppError('bad_request', 'give delivery ids, or --all');
+      await withRuntime(async (runtime) => {
+        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
+        const requeued = await retryDeadDeliveries(runtime.store, runtime, { ...(tenantId ? { tenantId } : {}), ...(ids.length > 0 ? { ids } : {}) });
+        println(`re-queued ${requeued} deliver${requeued === 1 ? 'y' : 'ies'}`);
+      });
+    });
+  inbox
+    .command('prune')
+    .description("delete processed deliveries older than each tenant's inboxRetentionDays (the worker does this hourly)")
+    .action(async () => {
+      await withRuntime(async (runtime) => {
+        const removed = await createWorker(runtime).prune();
+        println(`pruned ${removed} processed deliver${removed === 1 ? 'y' : 'ies'}`);
       });
     });
 

@@ -10,9 +10,14 @@ import { createSecretBox, type SecretBox } from './crypto/secret-box';
 import { createLogger } from './log/logger';
 import type { Clock, IdGenerator, Logger } from './ports';
 import { systemClock } from './ports';
+import { InboxWorker } from './inbox/worker';
 import { createServer, type Readiness } from './server/app';
 import { openStore, pingStore, type Store } from './store/database';
 import { migrateToLatest, pendingMigrations } from './store/migrations';
+import { mapHubspotDelivery } from '../webhooks/hubspot/map';
+import { hubspotWebhookRoutes } from '../webhooks/hubspot/routes';
+import { mapShopifyDelivery } from '../webhooks/shopify/map';
+import { shopifyWebhookRoutes } from '../webhooks/shopify/routes';
 
 export interface Runtime {
   readonly config: AppConfig;
@@ -63,14 +68,41 @@ export async function checkReadiness(store: Store): Promise<Readiness> {
   }
 }
 
+/** The inbox worker with the platform mappers (webhooks/<platform>/map.ts). */
+export function createWorker(runtime: Runtime, options: { random?: () => number; pollIntervalMs?: number } = {}): InboxWorker {
+  return new InboxWorker(
+    {
+      store: runtime.store,
+      mappers: { shopify: (delivery) => mapShopifyDelivery(delivery), hubspot: mapHubspotDelivery },
+      mapperContext: { hubspotAppId: runtime.config.hubspot.appId },
+      clock: runtime.clock,
+      ids: runtime.ids,
+      logger: runtime.logger.child({ component: 'inbox-worker' }),
+      ...(options.random ? { random: options.random } : {}),
+    },
+    { maxAttempts: runtime.config.worker.maxAttempts, ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}) },
+  );
+}
+
 /** The HTTP app with every route module of the features built so far. */
-export function buildApp(runtime: Runtime) {
-  return createServer({
+export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void } = {}) {
+  const webhookDeps = {
     config: runtime.config,
-    logger: runtime.logger,
+    store: runtime.store,
+    clock: runtime.clock,
     ids: runtime.ids,
-    readiness: () => checkReadiness(runtime.store),
-  });
+    logger: runtime.logger,
+    ...(hooks.onAccepted ? { onAccepted: hooks.onAccepted } : {}),
+  };
+  return createServer(
+    {
+      config: runtime.config,
+      logger: runtime.logger,
+      ids: runtime.ids,
+      readiness: () => checkReadiness(runtime.store),
+    },
+    [shopifyWebhookRoutes(webhookDeps), hubspotWebhookRoutes(webhookDeps)],
+  );
 }
 
 export interface RunningServer {
@@ -87,7 +119,9 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
     const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   }
-  const app = buildApp(runtime);
+  // The worker runs inside `serve` unless RUN_WORKER=false (then `consent-bridge worker` runs apart).
+  const worker = config.worker.inProcess ? createWorker(runtime) : null;
+  const app = buildApp(runtime, worker ? { onAccepted: () => worker.notify() } : {});
   const server = http.createServer(app.callback());
   // Keep-alive sockets would hold `close()` open; idle ones are closed on shutdown, busy ones finish first.
   await new Promise<void>((resolve, reject) => {
@@ -96,7 +130,8 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, features: describeConfig(config) }, 'consent-bridge listening');
+  logger.info({ url, features: describeConfig(config), worker: worker ? 'in-process' : 'off (RUN_WORKER=false)' }, 'consent-bridge listening');
+  worker?.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = 'stop'): Promise<void> => {
@@ -115,6 +150,8 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
         await closed;
       }
       clearTimeout(timer);
+      // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
+      await worker?.stop();
       await runtime.close();
       logger.info({}, 'stopped');
     })();

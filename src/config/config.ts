@@ -49,6 +49,14 @@ export interface AppConfig {
   readonly encryptionKey: Buffer | null;
   /** How long graceful shutdown waits for in-flight work before closing anyway (ms). */
   readonly shutdownTimeoutMs: number;
+  /** Largest webhook body read (bytes); larger requests get 413 before any parsing. Default 2 MiB. */
+  readonly webhookBodyLimitBytes: number;
+  readonly worker: {
+    /** Run the inbox worker inside `serve` (default true); false when `consent-bridge worker` runs apart. */
+    readonly inProcess: boolean;
+    /** Attempts before a delivery is dead-lettered (default 8). */
+    readonly maxAttempts: number;
+  };
   readonly features: Readonly<Record<Feature, FeatureStatus>>;
 }
 
@@ -94,6 +102,9 @@ const envSchema = z.object({
   HUBSPOT_APP_ID: optionalText.pipe(z.string().regex(/^\d+$/, 'must be the numeric HubSpot app id').nullable()),
   ENCRYPTION_KEY: optionalText,
   SHUTDOWN_TIMEOUT_MS: wholeNumber(0, 600_000),
+  WEBHOOK_BODY_LIMIT_BYTES: wholeNumber(1024, 50 * 1024 * 1024),
+  RUN_WORKER: optionalText.pipe(z.enum(['true', 'false']).nullable()),
+  INBOX_MAX_ATTEMPTS: wholeNumber(1, 100),
 });
 
 /** Every variable the app reads; documented in the README "Configuration" table. */
@@ -195,6 +206,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     },
     encryptionKey,
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS ?? 10_000,
+    webhookBodyLimitBytes: raw.WEBHOOK_BODY_LIMIT_BYTES ?? 2 * 1024 * 1024,
+    worker: { inProcess: raw.RUN_WORKER !== 'false', maxAttempts: raw.INBOX_MAX_ATTEMPTS ?? 8 },
     features: {
       // Webhook verification needs the secret; the API key identifies the app for OAuth.
       shopify: feature([raw.SHOPIFY_API_KEY === null && 'SHOPIFY_API_KEY', raw.SHOPIFY_API_SECRET === null && 'SHOPIFY_API_SECRET']),

@@ -39,3 +39,44 @@ export async function insertIdentities(
     .onConflict((oc) => oc.columns(['tenant_id', 'kind', 'value']).doNothing())
     .execute();
 }
+
+/** Move every identity of one subject to another (a merge). */
+export async function moveIdentities(db: Db, tenantId: string, fromSubjectId: string, toSubjectId: string): Promise<void> {
+  await db.updateTable('subject_identity').set({ subject_id: toSubjectId }).where('tenant_id', '=', tenantId).where('subject_id', '=', fromSubjectId).execute();
+}
+
+export async function deleteIdentity(db: Db, tenantId: string, identity: Identity): Promise<number> {
+  const result = await db
+    .deleteFrom('subject_identity')
+    .where('tenant_id', '=', tenantId)
+    .where('kind', '=', identity.kind)
+    .where('value', '=', identity.value)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Insert-first: false when the subject was merged before. */
+export async function insertMerge(
+  db: Db,
+  row: { tenant_id: string; merged_subject_id: string; into_subject_id: string; reason: string; merged_at: string },
+): Promise<boolean> {
+  const result = await db
+    .insertInto('subject_merge')
+    .values(row)
+    .onConflict((oc) => oc.columns(['tenant_id', 'merged_subject_id']).doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+/** Tenants other than `tenantId` that know this identity (Shopify ids are global across shops). */
+export async function otherTenantsWithIdentity(db: Db, tenantId: string, identity: Identity): Promise<string[]> {
+  const rows = await db
+    .selectFrom('subject_identity')
+    .select('tenant_id')
+    .where('kind', '=', identity.kind)
+    .where('value', '=', identity.value)
+    .where('tenant_id', '<>', tenantId)
+    .limit(5)
+    .execute();
+  return rows.map((r) => r.tenant_id);
+}

@@ -106,3 +106,16 @@ export async function tenantIdsWithEvents(db: Db): Promise<string[]> {
   const rows = await db.selectFrom('ledger_head').select('tenant_id').orderBy('tenant_id').execute();
   return rows.map((r) => r.tenant_id);
 }
+
+/** Every event of one subject of the given kinds, in chain order (merge carry-over). */
+export async function eventsOfSubjectByKind(db: Db, tenantId: string, subjectId: string, kinds: readonly string[]): Promise<ConsentEventTable[]> {
+  if (kinds.length === 0) return [];
+  return db
+    .selectFrom('consent_event')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('subject_id', '=', subjectId)
+    .where('kind', 'in', [...kinds])
+    .orderBy('seq')
+    .execute();
+}

@@ -83,7 +83,109 @@ export interface ConsentCurrentTable {
   last_seq: number;
 }
 
+/**
+ * One verified webhook delivery (each event of a HubSpot batch is its own row), stored before the 200 and
+ * processed afterwards by the worker. UNIQUE (platform, delivery_key) is the insert-first idempotency point.
+ */
+export interface InboxTable {
+  id: string;
+  tenant_id: string;
+  /** `shopify` or `hubspot`. */
+  platform: string;
+  /** `X-Shopify-Webhook-Id`, or HubSpot `eventId:subscriptionId:portalId:objectId:occurredAt`. */
+  delivery_key: string;
+  /** Shopify topic (`customers/update`) or HubSpot subscriptionType (`contact.merge`). */
+  topic: string;
+  /** The delivery's own JSON (one HubSpot event, or the Shopify body), as received. Personal data: pruned. */
+  payload: string;
+  /** Delivery metadata that is not in the body (API version, triggered-at, event id), JSON. */
+  meta: string;
+  /** `pending`, `done`, `dead`. */
+  status: string;
+  attempts: number;
+  /** Not before this time (backoff after a failure). */
+  run_at: string;
+  last_error: string | null;
+  /** What processing did (`appended 1 event`, `echo`, …): shown by `inbox dlq` and in logs. */
+  outcome: string | null;
+  received_at: string;
+  processed_at: string | null;
+}
+
+/**
+ * Compliance requests (Shopify customers/data_request, customers/redact, shop/redact; HubSpot
+ * contact.privacyDeletion), kept durably even for unknown tenants, and never pruned by inbox retention.
+ */
+export interface PrivacyRequestTable {
+  id: string;
+  /** Null when no tenant matched the shop or portal. */
+  tenant_id: string | null;
+  platform: string;
+  /** Shop domain or portal id the delivery named. */
+  account: string;
+  delivery_key: string;
+  topic: string;
+  payload: string;
+  /** `open` until acted upon. */
+  status: string;
+  received_at: string;
+}
+
+/** Deliveries for unknown or uninstalled tenants, and of topics not handled: counted, never stored. */
+export interface UnroutedDeliveryTable {
+  platform: string;
+  account: string;
+  topic: string;
+  /** `unknown_tenant`, `tenant_uninstalled`, `unhandled_topic`. */
+  reason: string;
+  count: number;
+  first_seen_at: string;
+  last_seen_at: string;
+}
+
+/** A paid order (Shopify orders/paid): the fact soft opt-in rules start from. */
+export interface PurchaseTable {
+  tenant_id: string;
+  order_id: string;
+  subject_id: string;
+  /** When it was paid (order `updated_at` of the orders/paid delivery, else `processed_at`/`created_at`). */
+  paid_at: string;
+  ordered_at: string;
+  country: string | null;
+  buyer_accepts_marketing: number | null;
+  /** JSON `[{productId, variantId, quantity}]`. */
+  line_items: string;
+  /** JSON of note attributes (objection checkbox, issue 4). */
+  attributes: string;
+  created_at: string;
+}
+
+/** What the platforms say about a person besides consent (country, business hints). Newest source time wins. */
+export interface SubjectProfileTable {
+  tenant_id: string;
+  subject_id: string;
+  country: string | null;
+  company: string | null;
+  source_updated_at: string;
+  updated_at: string;
+}
+
+/** A subject united into another (HubSpot contact.merge, or one delivery naming identities of two subjects). */
+export interface SubjectMergeTable {
+  tenant_id: string;
+  merged_subject_id: string;
+  into_subject_id: string;
+  reason: string;
+  merged_at: string;
+}
+
 export interface Database {
+  inbox: InboxTable;
+  privacy_request: PrivacyRequestTable;
+  unrouted_delivery: UnroutedDeliveryTable;
+  purchase: PurchaseTable;
+  subject_profile: SubjectProfileTable;
+  subject_merge: SubjectMergeTable;
   tenant: TenantTable;
   subject: SubjectTable;
   subject_identity: SubjectIdentityTable;

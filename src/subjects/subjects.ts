@@ -3,7 +3,7 @@
  * workers resolving the same new email at once end up with one subject (the loser's insert does nothing and
  * it re-reads the winner's).
  */
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Identity } from '../domain/identity';
 import type { Clock, IdGenerator } from '../ports';
 import * as repo from '../store/identity.repository';
@@ -48,4 +48,12 @@ export async function resolveSubject(
   await repo.insertIdentities(trx, tenantId, subjectId, missing, now);
   const conflicting = [...new Set(found.values())].filter((s) => s !== subjectId).sort();
   return { subjectId, created, conflictingSubjectIds: conflicting };
+}
+
+/**
+ * Whether a tenant other than `tenantId` already knows this identity. Shopify ids are global across shops, so a
+ * customer id known to another tenant means a signed body of that shop replayed under this shop's header.
+ */
+export async function identityKnownToOtherTenant(db: Kysely<Database>, tenantId: string, identity: Identity): Promise<boolean> {
+  return (await repo.otherTenantsWithIdentity(db, tenantId, identity)).length > 0;
 }

@@ -162,3 +162,15 @@ export async function readCredentials(store: Store, secretBox: SecretBox, tenant
   const sealed = platform === 'shopify' ? row.shopify_credentials : row.hubspot_credentials;
   return sealed === null ? null : (JSON.parse(secretBox.open(sealed, credentialsAad(tenantId, platform))) as PlatformCredentials);
 }
+
+/** Exact lookup by a normalised `*.myshopify.com` domain (webhook routing; no fallbacks). */
+export async function findTenantByShop(store: Store, shopDomain: string): Promise<Tenant | undefined> {
+  const row = await repo.findTenant(store.db, { shopDomain });
+  return row ? toTenant(row) : undefined;
+}
+
+/** Exact lookup by HubSpot portal id (webhook routing; no fallbacks). */
+export async function findTenantByPortal(store: Store, portalId: string): Promise<Tenant | undefined> {
+  const row = await repo.findTenant(store.db, { portalId });
+  return row ? toTenant(row) : undefined;
+}

@@ -116,9 +116,106 @@ function initial(dialect: Dialect): Migration {
   };
 }
 
+/** Issue 3: the webhook inbox and what the worker derives from deliveries besides ledger events. */
+function inbox(dialect: Dialect): Migration {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('inbox')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+        .addColumn('platform', 'text', (c) => c.notNull().check(sql`platform in ('shopify', 'hubspot')`))
+        .addColumn('delivery_key', 'text', (c) => c.notNull())
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('meta', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('pending', 'done', 'dead')`))
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('run_at', 'text', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('outcome', 'text')
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .addColumn('processed_at', 'text')
+        .addUniqueConstraint('inbox_delivery_uq', ['platform', 'delivery_key'])
+        .execute();
+      await db.schema.createIndex('inbox_claim_idx').on('inbox').columns(['status', 'run_at']).execute();
+      await db.schema.createIndex('inbox_tenant_idx').on('inbox').columns(['tenant_id', 'status']).execute();
+
+      await db.schema
+        .createTable('privacy_request')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.references('tenant.id'))
+        .addColumn('platform', 'text', (c) => c.notNull())
+        .addColumn('account', 'text', (c) => c.notNull())
+        .addColumn('delivery_key', 'text', (c) => c.notNull())
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('privacy_request_delivery_uq', ['platform', 'delivery_key'])
+        .execute();
+
+      await db.schema
+        .createTable('unrouted_delivery')
+        .addColumn('platform', 'text', (c) => c.notNull())
+        .addColumn('account', 'text', (c) => c.notNull())
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('count', bigint, (c) => c.notNull())
+        .addColumn('first_seen_at', 'text', (c) => c.notNull())
+        .addColumn('last_seen_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('unrouted_delivery_pk', ['platform', 'account', 'topic', 'reason'])
+        .execute();
+
+      await db.schema
+        .createTable('purchase')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+        .addColumn('order_id', 'text', (c) => c.notNull())
+        .addColumn('subject_id', 'text', (c) => c.notNull().references('subject.id'))
+        .addColumn('paid_at', 'text', (c) => c.notNull())
+        .addColumn('ordered_at', 'text', (c) => c.notNull())
+        .addColumn('country', 'text')
+        .addColumn('buyer_accepts_marketing', 'integer')
+        .addColumn('line_items', 'text', (c) => c.notNull())
+        .addColumn('attributes', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('purchase_pk', ['tenant_id', 'order_id'])
+        .execute();
+      await db.schema.createIndex('purchase_subject_idx').on('purchase').columns(['tenant_id', 'subject_id']).execute();
+
+      await db.schema
+        .createTable('subject_profile')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+        .addColumn('subject_id', 'text', (c) => c.notNull().references('subject.id'))
+        .addColumn('country', 'text')
+        .addColumn('company', 'text')
+        .addColumn('source_updated_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('subject_profile_pk', ['tenant_id', 'subject_id'])
+        .execute();
+
+      await db.schema
+        .createTable('subject_merge')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+        .addColumn('merged_subject_id', 'text', (c) => c.notNull().references('subject.id'))
+        .addColumn('into_subject_id', 'text', (c) => c.notNull().references('subject.id'))
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('merged_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('subject_merge_pk', ['tenant_id', 'merged_subject_id'])
+        .execute();
+
+      // Shopify ids are global: finding which tenant already knows a customer id guards against a signed body
+      // of one shop replayed under another shop's header.
+      await db.schema.createIndex('subject_identity_value_idx').on('subject_identity').columns(['kind', 'value']).execute();
+    },
+  };
+}
+
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
+    '0002_inbox': inbox(dialect),
   };
 }
 

@@ -46,6 +46,8 @@ describe('loadConfig with an empty environment', () => {
     expect(config.logLevel).toBe('info');
     expect(config.appUrl).toBe('http://localhost:3000');
     expect(config.shutdownTimeoutMs).toBe(10_000);
+    expect(config.webhookBodyLimitBytes).toBe(2 * 1024 * 1024);
+    expect(config.worker).toEqual({ inProcess: true, maxAttempts: 8 });
     expect(config.encryptionKey).toBeNull();
     expect(config.shopify).toEqual({ apiKey: null, apiSecret: null, apiSecretPrevious: null });
     expect(config.hubspot).toEqual({ clientId: null, clientSecret: null, clientSecretPrevious: null, appId: null });
@@ -94,6 +96,9 @@ describe('loadConfig with a full environment', () => {
     HUBSPOT_APP_ID: '123456',
     ENCRYPTION_KEY: HEX_KEY,
     SHUTDOWN_TIMEOUT_MS: '2500',
+    WEBHOOK_BODY_LIMIT_BYTES: '65536',
+    RUN_WORKER: 'false',
+    INBOX_MAX_ATTEMPTS: '3',
     UNRELATED_VARIABLE: 'ignored',
   };
   const config = loadConfig(env, CWD);
@@ -107,6 +112,8 @@ describe('loadConfig with a full environment', () => {
     expect(config.hubspot).toEqual({ clientId: 'hs-client', clientSecret: 'hs-secret', clientSecretPrevious: 'hs-secret-old', appId: '123456' });
     expect(config.encryptionKey?.equals(KEY_BYTES)).toBe(true);
     expect(config.shutdownTimeoutMs).toBe(2500);
+    expect(config.webhookBodyLimitBytes).toBe(65536);
+    expect(config.worker).toEqual({ inProcess: false, maxAttempts: 3 });
   });
 
   it('turns every feature on', () => {

@@ -1,0 +1,203 @@
+/**
+ * The inbox worker (issue 3 §7): claims stored deliveries, maps them to domain effects with the platform's
+ * mapper, and applies them (ledger + projection + inbox status in one transaction per delivery). Runs inside
+ * `serve` by default and alone as `consent-bridge worker`; several workers on PostgreSQL never take the same
+ * row (`FOR UPDATE SKIP LOCKED`).
+ *
+ * Retries are rows (style.md §9): a failure bumps `attempts` and moves `run_at` by a capped exponential backoff
+ * with jitter; after `maxAttempts` the row is `dead` with its last error and waits for `inbox retry`. A payload
+ * that can never be processed (schema mismatch) is dead at once. One bad row never blocks the others: it is
+ * pushed into the future while the queue moves on.
+ */
+import { AppError } from '../domain/errors';
+import { PermanentDeliveryError, type InboundDelivery, type InboundMapper, type MapperContext } from '../domain/inbound';
+import type { Clock, IdGenerator, Logger } from '../ports';
+import type { Store } from '../store/database';
+import * as repo from '../store/inbox.repository';
+import * as tenantRepo from '../store/tenant.repository';
+import { applyEffects } from './apply';
+import type { Platform } from './inbox';
+
+export interface WorkerOptions {
+  /** Attempts before a row is dead-lettered. Default 8 (about 4 h of backoff, like Shopify's own retries). */
+  readonly maxAttempts: number;
+  /** Idle poll interval in ms. Default 500; an in-process `notify()` wakes the worker at once. */
+  readonly pollIntervalMs: number;
+  /** How often processed rows past their tenant's `inboxRetentionDays` are deleted (ms). Default 1 h. */
+  readonly pruneIntervalMs: number;
+}
+
+export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000 };
+
+export interface WorkerDeps {
+  readonly store: Store;
+  readonly mappers: Readonly<Record<Platform, InboundMapper>>;
+  readonly mapperContext: MapperContext;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  readonly logger: Logger;
+  /** Jitter source in [0, 1); injected so tests are deterministic. */
+  readonly random?: () => number;
+}
+
+/**
+ * Delay before attempt `attempt + 1` (attempt ≥ 1): 2^attempt seconds (2 s, 4 s, 8 s …), capped at 30 minutes,
+ * scaled by a jitter factor in [0.5, 1) so that rows failing together do not retry together.
+ */
+export function retryDelayMs(attempt: number, random: number): number {
+  const base = Math.min(2 ** Math.min(attempt, 20) * 1000, 30 * 60_000);
+  return Math.round(base * (0.5 + random / 2));
+}
+
+export type StepResult = 'processed' | 'failed' | 'idle';
+
+function isPermanent(err: unknown): boolean {
+  return err instanceof PermanentDeliveryError || (err instanceof AppError && err.code === 'validation_failed');
+}
+
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return text.slice(0, 2000);
+}
+
+export class InboxWorker {
+  readonly #deps: WorkerDeps;
+  readonly #options: WorkerOptions;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #lastPrune = 0;
+
+  constructor(deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
+    this.#deps = deps;
+    this.#options = { ...DEFAULT_WORKER_OPTIONS, ...options };
+  }
+
+  /** Process one due delivery, if any. */
+  async step(): Promise<StepResult> {
+    const { store, clock } = this.#deps;
+    const now = clock.now().toISOString();
+    let claimed: { id: string; attempts: number; topic: string; tenantId: string } | undefined;
+    try {
+      const outcome = await store.db.transaction().execute(async (trx) => {
+        const row = await repo.claimNext(trx, store.dialect, now);
+        if (!row) return undefined;
+        claimed = { id: row.id, attempts: Number(row.attempts), topic: row.topic, tenantId: row.tenant_id };
+        const platform = row.platform as Platform;
+        const mapper = this.#deps.mappers[platform];
+        if (!mapper) throw new PermanentDeliveryError(`no mapper for platform ${row.platform}`);
+        let payload: unknown;
+        try {
+          payload = JSON.parse(row.payload);
+        } catch {
+          throw new PermanentDeliveryError('stored payload is not JSON');
+        }
+        const delivery: InboundDelivery = {
+          platform,
+          topic: row.topic,
+          deliveryKey: row.delivery_key,
+          payload,
+          meta: JSON.parse(row.meta) as Record<string, string>,
+          receivedAt: row.received_at,
+        };
+        const effects = mapper(delivery, this.#deps.mapperContext);
+        const result = await applyEffects(trx, store.dialect, this.#deps, { tenantId: row.tenant_id, ledgerKey: `${row.platform}:${row.delivery_key}` }, effects);
+        await repo.markDone(trx, row.id, result, clock.now().toISOString());
+        return result;
+      });
+      if (outcome === undefined) return 'idle';
+      this.#deps.logger.debug({ inboxId: claimed?.id, topic: claimed?.topic, tenantId: claimed?.tenantId, outcome }, 'delivery processed');
+      return 'processed';
+    } catch (err) {
+      if (claimed === undefined) throw err; // the claim itself failed (database down): the caller backs off
+      await this.#recordFailure(claimed, err);
+      return 'failed';
+    }
+  }
+
+  async #recordFailure(claimed: { id: string; attempts: number; topic: string; tenantId: string }, err: unknown): Promise<void> {
+    const { store, clock, logger } = this.#deps;
+    const attempts = claimed.attempts + 1;
+    const dead = isPermanent(err) || attempts >= this.#options.maxAttempts;
+    const delay = retryDelayMs(attempts, (this.#deps.random ?? Math.random)());
+    const now = clock.now();
+    await repo.markFailed(store.db, claimed.id, {
+      attempts,
+      dead,
+      error: errorText(err),
+      runAt: new Date(now.getTime() + (dead ? 0 : delay)).toISOString(),
+      now: now.toISOString(),
+    });
+    const fields = { inboxId: claimed.id, topic: claimed.topic, tenantId: claimed.tenantId, attempts, err };
+    if (dead) logger.error(fields, 'delivery dead-lettered (see `consent-bridge inbox dlq`)');
+    else logger.warn({ ...fields, retryInMs: delay }, 'delivery failed; will retry');
+  }
+
+  /** Process until nothing is due (tests, `worker --once`). Returns how many rows were handled. */
+  async drain(limit = Number.MAX_SAFE_INTEGER): Promise<number> {
+    let handled = 0;
+    while (handled < limit && (await this.step()) !== 'idle') handled += 1;
+    return handled;
+  }
+
+  /** Delete processed rows older than each tenant's `inboxRetentionDays`. */
+  async prune(): Promise<number> {
+    const { store, clock } = this.#deps;
+    let removed = 0;
+    for (const tenant of await tenantRepo.listTenants(store.db)) {
+      const days = (JSON.parse(tenant.settings) as { inboxRetentionDays?: number }).inboxRetentionDays ?? 30;
+      const cutoff = new Date(clock.now().getTime() - days * 86_400_000).toISOString();
+      removed += await repo.pruneDone(store.db, tenant.id, cutoff);
+    }
+    return removed;
+  }
+
+  /** Wake the loop now (the webhook routes call it after storing a delivery). */
+  notify(): void {
+    this.#wake?.();
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** Stop taking rows; the delivery in progress finishes (its transaction commits or rolls back). */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const { logger } = this.#deps;
+    let failures = 0;
+    while (this.#running) {
+      let result: StepResult = 'idle';
+      try {
+        if (Date.now() - this.#lastPrune >= this.#options.pruneIntervalMs) {
+          this.#lastPrune = Date.now();
+          const removed = await this.prune();
+          if (removed > 0) logger.info({ removed }, 'inbox pruned');
+        }
+        result = await this.step();
+        failures = 0;
+      } catch (err) {
+        failures += 1;
+        logger.error({ err, failures }, 'inbox worker cannot reach the database; backing off');
+      }
+      if (result === 'idle' || failures > 0) {
+        const waitMs = failures > 0 ? Math.min(this.#options.pollIntervalMs * 2 ** failures, 30_000) : this.#options.pollIntervalMs;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+      }
+    }
+  }
+}

@@ -1,0 +1,14 @@
+/** What the webhook routes need from the composition root (style.md §12: every side effect injected). */
+import type { AppConfig } from '../../src/config/config';
+import type { Clock, IdGenerator, Logger } from '../../src/ports';
+import type { Store } from '../../src/store/database';
+
+export interface WebhookDeps {
+  readonly config: Pick<AppConfig, 'features' | 'shopify' | 'hubspot' | 'appUrl' | 'webhookBodyLimitBytes'>;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  readonly logger: Logger;
+  /** Called after a request stored new deliveries (wakes the in-process worker). */
+  readonly onAccepted?: () => void;
+}
