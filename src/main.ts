@@ -30,6 +30,8 @@ export interface Runtime {
 }
 
 export interface RuntimeOverrides {
+  /** An already open store (tests pass one per database schema); the runtime closes it. */
+  readonly store?: Store;
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly ids?: IdGenerator;
@@ -39,7 +41,7 @@ export const uuidIds: IdGenerator = { next: () => randomUUID() };
 
 export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const store = openStore(config.database);
+  const store = overrides.store ?? openStore(config.database);
   return {
     config,
     logger,
