@@ -2,46 +2,12 @@
  * The real process, as `npm start` runs it (bin/consent-bridge.js over dist/, built by `npm test` first):
  * starts with no environment at all on SQLite, serves health checks on a real port, shuts down on SIGTERM.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { BIN, minimalEnv, start } from '../helpers/process';
 import { createTestDatabase, testDialects, type TestDatabase } from '../helpers/stores';
-
-const BIN = path.resolve(__dirname, '../../bin/consent-bridge.js');
-
-interface Started {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly baseUrl: string;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
-/** Only PATH: the app must need nothing else. */
-function minimalEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', ...extra };
-}
-
-async function start(cwd: string, env: NodeJS.ProcessEnv): Promise<Started> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd, env });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const port = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15000);
-    const check = (): void => {
-      const match = /listening on http:\/\/[^:]+:(\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout.on('data', check);
-    void exited.then((code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-  });
-  return { child, baseUrl: `http://127.0.0.1:${port}`, output: () => output, exited };
-}
 
 describe('the server process', () => {
   let cwd: string;
