@@ -10,6 +10,7 @@ import { createSecretBox, type SecretBox } from './crypto/secret-box';
 import { createLogger } from './log/logger';
 import type { Clock, IdGenerator, Logger } from './ports';
 import { systemClock } from './ports';
+import { InboxWriter } from './inbox/inbox';
 import { InboxWorker } from './inbox/worker';
 import { createServer, type Readiness } from './server/app';
 import { openStore, pingStore, type Store } from './store/database';
@@ -94,6 +95,7 @@ export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void } = 
     clock: runtime.clock,
     ids: runtime.ids,
     logger: runtime.logger,
+    inbox: new InboxWriter(runtime.store, runtime),
     ...(hooks.onAccepted ? { onAccepted: hooks.onAccepted } : {}),
   };
   return createServer(

@@ -3,10 +3,11 @@
  * The request path calls `acceptDeliveries` once per request: one transaction, insert-first on the UNIQUE
  * (platform, delivery_key), no outbound HTTP. A duplicate adds nothing.
  */
+import type { Transaction } from 'kysely';
 import type { Clock, IdGenerator } from '../ports';
 import type { Store } from '../store/database';
 import * as repo from '../store/inbox.repository';
-import type { InboxTable, PrivacyRequestTable } from '../store/schema';
+import type { Database, InboxTable, PrivacyRequestTable } from '../store/schema';
 
 export type Platform = 'shopify' | 'hubspot';
 
@@ -57,8 +58,14 @@ export interface InboxDeps {
   readonly ids: IdGenerator;
 }
 
-/** Store one request's deliveries in one transaction (all or nothing). */
-export async function acceptDeliveries(store: Store, deps: InboxDeps, batch: AcceptBatch): Promise<AcceptResult> {
+interface PreparedBatch {
+  readonly rows: readonly InboxTable[];
+  readonly privacy: readonly PrivacyRequestTable[];
+  readonly unrouted: readonly UnroutedDelivery[];
+  readonly now: string;
+}
+
+function prepare(deps: InboxDeps, batch: AcceptBatch): PreparedBatch {
   const now = deps.clock.now().toISOString();
   const rows: InboxTable[] = batch.deliveries.map((d) => ({
     id: deps.ids.next(),
@@ -87,20 +94,95 @@ export async function acceptDeliveries(store: Store, deps: InboxDeps, batch: Acc
     status: 'open',
     received_at: now,
   }));
-  if (rows.length === 0 && privacy.length === 0 && batch.unrouted.length === 0) {
-    return { accepted: 0, duplicates: 0, privacyRecorded: 0, unrouted: 0 };
+  return { rows, privacy, unrouted: batch.unrouted, now };
+}
+
+async function writeBatch(trx: Transaction<Database>, batch: PreparedBatch): Promise<AcceptResult> {
+  const accepted = await repo.insertInboxRows(trx, batch.rows);
+  const privacyRecorded = await repo.insertPrivacyRequests(trx, batch.privacy);
+  for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: batch.now });
+  return {
+    accepted,
+    duplicates: batch.rows.length - accepted + (batch.privacy.length - privacyRecorded),
+    privacyRecorded,
+    unrouted: batch.unrouted.length,
+  };
+}
+
+/** Store one request's deliveries in one transaction of its own (all or nothing). */
+export async function acceptDeliveries(store: Store, deps: InboxDeps, batch: AcceptBatch): Promise<AcceptResult> {
+  const prepared = prepare(deps, batch);
+  return store.db.transaction().execute((trx) => writeBatch(trx, prepared));
+}
+
+interface Waiting {
+  readonly batch: PreparedBatch;
+  resolve(result: AcceptResult): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit for the request path: requests that arrive while a commit is in progress are written together
+ * in the next transaction, so one durable commit (one fsync) acknowledges many deliveries. A request is still
+ * answered only after its own rows are committed; each request's inserts are separate statements, so its
+ * accepted/duplicate counts are its own. If a group's transaction fails, its requests are retried one by one,
+ * so one bad request never fails another. The only added wait is one event-loop turn before each commit.
+ */
+export class InboxWriter {
+  readonly #store: Store;
+  readonly #deps: InboxDeps;
+  readonly #maxGroup: number;
+  #queue: Waiting[] = [];
+  #flushing = false;
+
+  /** `maxGroup`: most requests per transaction. Default 200. */
+  constructor(store: Store, deps: InboxDeps, maxGroup = 200) {
+    this.#store = store;
+    this.#deps = deps;
+    this.#maxGroup = maxGroup;
   }
-  return store.db.transaction().execute(async (trx) => {
-    const accepted = await repo.insertInboxRows(trx, rows);
-    const privacyRecorded = await repo.insertPrivacyRequests(trx, privacy);
-    for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: now });
-    return {
-      accepted,
-      duplicates: rows.length - accepted + (privacy.length - privacyRecorded),
-      privacyRecorded,
-      unrouted: batch.unrouted.length,
-    };
-  });
+
+  accept(batch: AcceptBatch): Promise<AcceptResult> {
+    const prepared = prepare(this.#deps, batch);
+    return new Promise<AcceptResult>((resolve, reject) => {
+      this.#queue.push({ batch: prepared, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        // Let the requests whose bytes already arrived reach this queue first: better-sqlite3 commits
+        // synchronously, so without this yield every group would hold just one request.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const group = this.#queue.splice(0, this.#maxGroup);
+        try {
+          const results = await this.#store.db.transaction().execute(async (trx) => {
+            const out: AcceptResult[] = [];
+            for (const waiting of group) out.push(await writeBatch(trx, waiting.batch));
+            return out;
+          });
+          group.forEach((waiting, i) => waiting.resolve(results[i]!));
+        } catch (err) {
+          if (group.length === 1) {
+            group[0]!.reject(err);
+            continue;
+          }
+          for (const waiting of group) {
+            try {
+              waiting.resolve(await this.#store.db.transaction().execute((trx) => writeBatch(trx, waiting.batch)));
+            } catch (single) {
+              waiting.reject(single);
+            }
+          }
+        }
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
 }
 
 export interface InboxStats {

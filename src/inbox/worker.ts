@@ -9,11 +9,13 @@
  * that can never be processed (schema mismatch) is dead at once. One bad row never blocks the others: it is
  * pushed into the future while the queue moves on.
  */
+import type { Transaction } from 'kysely';
 import { AppError } from '../domain/errors';
 import { PermanentDeliveryError, type InboundDelivery, type InboundMapper, type MapperContext } from '../domain/inbound';
 import type { Clock, IdGenerator, Logger } from '../ports';
 import type { Store } from '../store/database';
 import * as repo from '../store/inbox.repository';
+import type { Database, InboxTable } from '../store/schema';
 import * as tenantRepo from '../store/tenant.repository';
 import { applyEffects } from './apply';
 import type { Platform } from './inbox';
@@ -25,9 +27,14 @@ export interface WorkerOptions {
   readonly pollIntervalMs: number;
   /** How often processed rows past their tenant's `inboxRetentionDays` are deleted (ms). Default 1 h. */
   readonly pruneIntervalMs: number;
+  /**
+   * Deliveries processed per transaction. Default 50: one commit (one fsync) for many rows. A batch that fails
+   * is rolled back whole and its rows are redone one per transaction, so the failing one is isolated.
+   */
+  readonly batchSize: number;
 }
 
-export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000 };
+export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50 };
 
 export interface WorkerDeps {
   readonly store: Store;
@@ -73,45 +80,74 @@ export class InboxWorker {
     this.#options = { ...DEFAULT_WORKER_OPTIONS, ...options };
   }
 
-  /** Process one due delivery, if any. */
+  /** Map and apply one claimed row, and mark it done, inside the caller's transaction. */
+  async #process(trx: Transaction<Database>, row: InboxTable): Promise<string> {
+    const { store, clock } = this.#deps;
+    const platform = row.platform as Platform;
+    const mapper = this.#deps.mappers[platform];
+    if (!mapper) throw new PermanentDeliveryError(`no mapper for platform ${row.platform}`);
+    let payload: unknown;
+    try {
+      payload = JSON.parse(row.payload);
+    } catch {
+      throw new PermanentDeliveryError('stored payload is not JSON');
+    }
+    const delivery: InboundDelivery = {
+      platform,
+      topic: row.topic,
+      deliveryKey: row.delivery_key,
+      payload,
+      meta: JSON.parse(row.meta) as Record<string, string>,
+      receivedAt: row.received_at,
+    };
+    const effects = mapper(delivery, this.#deps.mapperContext);
+    const outcome = await applyEffects(trx, store.dialect, this.#deps, { tenantId: row.tenant_id, ledgerKey: `${row.platform}:${row.delivery_key}` }, effects);
+    await repo.markDone(trx, row.id, outcome, clock.now().toISOString());
+    this.#deps.logger.debug({ inboxId: row.id, topic: row.topic, tenantId: row.tenant_id, outcome }, 'delivery processed');
+    return outcome;
+  }
+
+  /** Process one due delivery in a transaction of its own, recording a failure on the row. */
   async step(): Promise<StepResult> {
     const { store, clock } = this.#deps;
     const now = clock.now().toISOString();
     let claimed: { id: string; attempts: number; topic: string; tenantId: string } | undefined;
     try {
-      const outcome = await store.db.transaction().execute(async (trx) => {
-        const row = await repo.claimNext(trx, store.dialect, now);
-        if (!row) return undefined;
+      const processed = await store.db.transaction().execute(async (trx) => {
+        const [row] = await repo.claimDue(trx, store.dialect, now, 1);
+        if (!row) return false;
         claimed = { id: row.id, attempts: Number(row.attempts), topic: row.topic, tenantId: row.tenant_id };
-        const platform = row.platform as Platform;
-        const mapper = this.#deps.mappers[platform];
-        if (!mapper) throw new PermanentDeliveryError(`no mapper for platform ${row.platform}`);
-        let payload: unknown;
-        try {
-          payload = JSON.parse(row.payload);
-        } catch {
-          throw new PermanentDeliveryError('stored payload is not JSON');
-        }
-        const delivery: InboundDelivery = {
-          platform,
-          topic: row.topic,
-          deliveryKey: row.delivery_key,
-          payload,
-          meta: JSON.parse(row.meta) as Record<string, string>,
-          receivedAt: row.received_at,
-        };
-        const effects = mapper(delivery, this.#deps.mapperContext);
-        const result = await applyEffects(trx, store.dialect, this.#deps, { tenantId: row.tenant_id, ledgerKey: `${row.platform}:${row.delivery_key}` }, effects);
-        await repo.markDone(trx, row.id, result, clock.now().toISOString());
-        return result;
+        await this.#process(trx, row);
+        return true;
       });
-      if (outcome === undefined) return 'idle';
-      this.#deps.logger.debug({ inboxId: claimed?.id, topic: claimed?.topic, tenantId: claimed?.tenantId, outcome }, 'delivery processed');
-      return 'processed';
+      return processed ? 'processed' : 'idle';
     } catch (err) {
       if (claimed === undefined) throw err; // the claim itself failed (database down): the caller backs off
       await this.#recordFailure(claimed, err);
       return 'failed';
+    }
+  }
+
+  /**
+   * Process up to `batchSize` due deliveries in one transaction. Returns how many rows were handled (0 = idle).
+   * If any row fails, the whole batch rolls back and its rows are redone one per transaction.
+   */
+  async stepBatch(): Promise<number> {
+    const { store, clock } = this.#deps;
+    const now = clock.now().toISOString();
+    let claimed = 0;
+    try {
+      return await store.db.transaction().execute(async (trx) => {
+        const rows = await repo.claimDue(trx, store.dialect, now, this.#options.batchSize);
+        claimed = rows.length;
+        for (const row of rows) await this.#process(trx, row);
+        return rows.length;
+      });
+    } catch (err) {
+      if (claimed === 0) throw err;
+      let handled = 0;
+      for (let i = 0; i < claimed; i++) if ((await this.step()) !== 'idle') handled += 1;
+      return handled;
     }
   }
 
@@ -134,9 +170,9 @@ export class InboxWorker {
   }
 
   /** Process until nothing is due (tests, `worker --once`). Returns how many rows were handled. */
-  async drain(limit = Number.MAX_SAFE_INTEGER): Promise<number> {
+  async drain(): Promise<number> {
     let handled = 0;
-    while (handled < limit && (await this.step()) !== 'idle') handled += 1;
+    for (let batch = await this.stepBatch(); batch > 0; batch = await this.stepBatch()) handled += batch;
     return handled;
   }
 
@@ -174,20 +210,20 @@ export class InboxWorker {
     const { logger } = this.#deps;
     let failures = 0;
     while (this.#running) {
-      let result: StepResult = 'idle';
+      let handled = 0;
       try {
         if (Date.now() - this.#lastPrune >= this.#options.pruneIntervalMs) {
           this.#lastPrune = Date.now();
           const removed = await this.prune();
           if (removed > 0) logger.info({ removed }, 'inbox pruned');
         }
-        result = await this.step();
+        handled = await this.stepBatch();
         failures = 0;
       } catch (err) {
         failures += 1;
         logger.error({ err, failures }, 'inbox worker cannot reach the database; backing off');
       }
-      if (result === 'idle' || failures > 0) {
+      if (handled === 0 || failures > 0) {
         const waitMs = failures > 0 ? Math.min(this.#options.pollIntervalMs * 2 ** failures, 30_000) : this.#options.pollIntervalMs;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, waitMs);

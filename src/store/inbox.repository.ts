@@ -48,7 +48,7 @@ export async function countUnrouted(db: Db, row: Omit<UnroutedDeliveryTable, 'co
  * - SQLite: the claim is a (no-op) UPDATE, so the transaction takes the write lock first and a second process
  *   waits (busy_timeout) instead of failing to upgrade a read lock.
  */
-export async function claimNext(db: Transaction<Database>, dialect: Dialect, now: string): Promise<InboxTable | undefined> {
+export async function claimDue(db: Transaction<Database>, dialect: Dialect, now: string, limit: number): Promise<InboxTable[]> {
   if (dialect === 'postgres') {
     return db
       .selectFrom('inbox')
@@ -57,21 +57,21 @@ export async function claimNext(db: Transaction<Database>, dialect: Dialect, now
       .where('run_at', '<=', now)
       .orderBy('run_at')
       .orderBy('id')
-      .limit(1)
+      .limit(limit)
       .forUpdate()
       .skipLocked()
-      .executeTakeFirst();
+      .execute();
   }
-  return db
+  const rows = await db
     .updateTable('inbox')
     .set({ attempts: sql`attempts` })
-    .where(
-      'id',
-      '=',
-      (eb) => eb.selectFrom('inbox').select('id').where('status', '=', 'pending').where('run_at', '<=', now).orderBy('run_at').orderBy('id').limit(1),
+    .where('id', 'in', (eb) =>
+      eb.selectFrom('inbox').select('id').where('status', '=', 'pending').where('run_at', '<=', now).orderBy('run_at').orderBy('id').limit(limit),
     )
     .returningAll()
-    .executeTakeFirst();
+    .execute();
+  // RETURNING gives no order guarantee.
+  return rows.sort((a, b) => (a.run_at === b.run_at ? (a.id < b.id ? -1 : 1) : a.run_at < b.run_at ? -1 : 1));
 }
 
 export async function markDone(db: Db, id: string, outcome: string, now: string): Promise<void> {

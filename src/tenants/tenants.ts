@@ -165,12 +165,12 @@ export async function readCredentials(store: Store, secretBox: SecretBox, tenant
 
 /** Exact lookup by a normalised `*.myshopify.com` domain (webhook routing; no fallbacks). */
 export async function findTenantByShop(store: Store, shopDomain: string): Promise<Tenant | undefined> {
-  const row = await repo.findTenant(store.db, { shopDomain });
+  const row = await repo.findTenant(store.reader, { shopDomain });
   return row ? toTenant(row) : undefined;
 }
 
 /** Exact lookup by HubSpot portal id (webhook routing; no fallbacks). */
 export async function findTenantByPortal(store: Store, portalId: string): Promise<Tenant | undefined> {
-  const row = await repo.findTenant(store.db, { portalId });
+  const row = await repo.findTenant(store.reader, { portalId });
   return row ? toTenant(row) : undefined;
 }

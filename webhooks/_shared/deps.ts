@@ -1,5 +1,6 @@
 /** What the webhook routes need from the composition root (style.md §12: every side effect injected). */
 import type { AppConfig } from '../../src/config/config';
+import type { InboxWriter } from '../../src/inbox/inbox';
 import type { Clock, IdGenerator, Logger } from '../../src/ports';
 import type { Store } from '../../src/store/database';
 
@@ -9,6 +10,8 @@ export interface WebhookDeps {
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly logger: Logger;
+  /** Stores each request's deliveries (group commit: one durable commit for many concurrent requests). */
+  readonly inbox: InboxWriter;
   /** Called after a request stored new deliveries (wakes the in-process worker). */
   readonly onAccepted?: () => void;
 }

@@ -11,7 +11,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { AppError } from '../../src/domain/errors';
-import { acceptDeliveries, type NewDelivery, type NewPrivacyRequest, type UnroutedDelivery } from '../../src/inbox/inbox';
+import { type NewDelivery, type NewPrivacyRequest, type UnroutedDelivery } from '../../src/inbox/inbox';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import { findTenantByPortal, type Tenant } from '../../src/tenants/tenants';
 import { isJsonContentType, parseJson, readRawBody } from '../_shared/body';
@@ -81,7 +81,7 @@ async function handle(deps: WebhookDeps, ctx: Context): Promise<void> {
       deliveries.push({ tenantId: tenant.id, platform: 'hubspot', deliveryKey: key, topic: event.subscriptionType, payload, meta: { signatureVersion: signature.version } });
     }
   }
-  const result = await acceptDeliveries(store, deps, { deliveries, privacyRequests, unrouted });
+  const result = await deps.inbox.accept({ deliveries, privacyRequests, unrouted });
   if (result.accepted > 0) deps.onAccepted?.();
   ctx.status = 200;
   ctx.body = { status: 'ok', accepted: result.accepted + result.privacyRecorded, duplicates: result.duplicates, ignored: result.unrouted };

@@ -16,7 +16,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { AppError } from '../../src/domain/errors';
 import { normalizeIdentity } from '../../src/domain/identity';
-import { acceptDeliveries, type AcceptBatch } from '../../src/inbox/inbox';
+import { type AcceptBatch } from '../../src/inbox/inbox';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import { identityKnownToOtherTenant } from '../../src/subjects/subjects';
 import { findTenantByShop, normalizeShopDomain } from '../../src/tenants/tenants';
@@ -106,13 +106,13 @@ async function handle(deps: WebhookDeps, endpoint: Endpoint, ctx: Context): Prom
   if (active && !compliance) {
     for (const id of customerIds(headers.topic, body)) {
       const identity = normalizeIdentity('shopify_customer', id);
-      if (identity && (await identityKnownToOtherTenant(store.db, tenant.id, identity))) {
+      if (identity && (await identityKnownToOtherTenant(store.reader, tenant.id, identity))) {
         throw new AppError('unauthorized', 'the signed body names a customer of another shop');
       }
     }
   }
 
-  const result = await acceptDeliveries(store, deps, batch);
+  const result = await deps.inbox.accept(batch);
   if (result.accepted > 0) deps.onAccepted?.();
   ctx.status = 200;
   if (batch.unrouted.length > 0) {
