@@ -208,8 +208,13 @@ describe.each(testDialects())('store and ledger contract on %s', (dialect) => {
     });
 
     test('update, delete of ledger rows are refused by the database itself', async () => {
-      await expect(store.db.updateTable('consent_event').set({ kind: 'withdraw' }).where('tenant_id', '=', tenantId).execute()).rejects.toThrow(/append-only/);
-      await expect(store.db.deleteFrom('consent_event').where('tenant_id', '=', tenantId).execute()).rejects.toThrow(/append-only/);
+      // Target a row appended here, so the statements certainly match one.
+      const s = await subject('append-only@example.com');
+      const appended = await appendToLedger(store, deps, { tenantId, deliveryKey: 'append-only-check', events: [grant(s, '2026-05-01T10:00:00.000Z')] });
+      const id = appended.events[0]!.id;
+      await expect(store.db.updateTable('consent_event').set({ kind: 'withdraw' }).where('id', '=', id).execute()).rejects.toThrow(/append-only/);
+      await expect(store.db.deleteFrom('consent_event').where('id', '=', id).execute()).rejects.toThrow(/append-only/);
+      expect(await store.db.selectFrom('consent_event').select('kind').where('id', '=', id).executeTakeFirst()).toEqual({ kind: 'grant' });
     });
 
     test('rebuild recomputes exactly the incremental projection', async () => {
