@@ -12,7 +12,7 @@ import { readEnvironment } from './config/env';
 import { AppError } from './domain/errors';
 import { rebuildProjection, verifyLedger } from './ledger/ledger';
 import { createLogger, silentLogger } from './log/logger';
-import { inboxStats, listDeadDeliveries, retryDeadDeliveries } from './inbox/inbox';
+import { inboxStats, listDeadDeliveries, pruneProcessedDeliveries, retryDeadDeliveries } from './inbox/inbox';
 import { createRuntime, createWorker, startServer, type Runtime } from './main';
 import { migrateToLatest } from './store/migrations';
 import { tenantIdsWithEvents } from './store/ledger.repository';
@@ -255,7 +255,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .description("delete processed deliveries older than each tenant's inboxRetentionDays (the worker does this hourly)")
     .action(async () => {
       await withRuntime(async (runtime) => {
-        const removed = await createWorker(runtime).prune();
+        const removed = await pruneProcessedDeliveries(runtime.store, runtime.clock);
         println(`pruned ${removed} processed deliver${removed === 1 ? 'y' : 'ies'}`);
       });
     });

@@ -72,7 +72,7 @@ export async function checkReadiness(store: Store): Promise<Readiness> {
 }
 
 /** The inbox worker with the platform mappers (webhooks/<platform>/map.ts). */
-export function createWorker(runtime: Runtime, options: { random?: () => number; pollIntervalMs?: number } = {}): InboxWorker {
+export function createWorker(runtime: Runtime, options: { random?: () => number } = {}): InboxWorker {
   return new InboxWorker(
     {
       store: runtime.store,
@@ -83,7 +83,7 @@ export function createWorker(runtime: Runtime, options: { random?: () => number;
       logger: runtime.logger.child({ component: 'inbox-worker' }),
       ...(options.random ? { random: options.random } : {}),
     },
-    { maxAttempts: runtime.config.worker.maxAttempts, ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}) },
+    { maxAttempts: runtime.config.worker.maxAttempts },
   );
 }
 

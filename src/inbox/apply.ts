@@ -5,10 +5,10 @@
  */
 import type { Transaction } from 'kysely';
 import type { NewConsentEvent } from '../domain/consent';
-import type { InboundEffect } from '../domain/inbound';
+import type { InboundEffect, ProfileFacts } from '../domain/inbound';
 import { appendInTransaction } from '../ledger/ledger';
 import type { Clock, IdGenerator } from '../ports';
-import { mergeSubject, resolveAndUnite } from '../subjects/merge';
+import { resolveAndUnite } from '../subjects/merge';
 import type { Dialect } from '../store/database';
 import * as identities from '../store/identity.repository';
 import type { Database } from '../store/schema';
@@ -24,6 +24,18 @@ export interface ApplyTarget {
   readonly tenantId: string;
   /** Ledger idempotency key, `<platform>:<delivery key>`. */
   readonly ledgerKey: string;
+}
+
+async function recordProfile(trx: Transaction<Database>, tenantId: string, subjectId: string, profile: ProfileFacts | null, now: string): Promise<void> {
+  if (profile === null) return;
+  await subjects.upsertProfile(trx, {
+    tenant_id: tenantId,
+    subject_id: subjectId,
+    country: profile.country,
+    company: profile.company,
+    source_updated_at: profile.sourceUpdatedAt,
+    updated_at: now,
+  });
 }
 
 /** Apply effects; returns a short outcome for the inbox row (`appended 2 events`, `skipped: echo` …). */
@@ -48,16 +60,7 @@ export async function applyEffects(
       case 'identify': {
         const subject = await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united');
         events.push(...subject.carryOver);
-        if (effect.profile) {
-          await subjects.upsertProfile(trx, {
-            tenant_id: tenantId,
-            subject_id: subject.subjectId,
-            country: effect.profile.country,
-            company: effect.profile.company,
-            source_updated_at: effect.profile.sourceUpdatedAt,
-            updated_at: now,
-          });
-        }
+        await recordProfile(trx, tenantId, subject.subjectId, effect.profile, now);
         notes.push('identity recorded');
         break;
       }
@@ -77,27 +80,14 @@ export async function applyEffects(
           attributes: JSON.stringify(p.attributes),
           created_at: now,
         });
-        if (effect.profile) {
-          await subjects.upsertProfile(trx, {
-            tenant_id: tenantId,
-            subject_id: subject.subjectId,
-            country: effect.profile.country,
-            company: effect.profile.company,
-            source_updated_at: effect.profile.sourceUpdatedAt,
-            updated_at: now,
-          });
-        }
+        await recordProfile(trx, tenantId, subject.subjectId, effect.profile, now);
         notes.push(inserted ? `purchase ${p.orderId} recorded` : `purchase ${p.orderId} already recorded`);
         break;
       }
       case 'merge': {
-        const into = await resolveAndUnite(trx, deps, tenantId, [effect.into], 'merge');
-        events.push(...into.carryOver);
-        const found = await identities.findSubjectIds(trx, tenantId, effect.merged);
-        for (const other of new Set(found.values())) {
-          events.push(...(await mergeSubject(trx, deps, tenantId, into.subjectId, other, 'merge')));
-        }
-        await identities.insertIdentities(trx, tenantId, into.subjectId, effect.merged, now);
+        // The surviving record first: its subject survives, the others' are merged into it.
+        const united = await resolveAndUnite(trx, deps, tenantId, [effect.into, ...effect.merged], 'merge');
+        events.push(...united.carryOver);
         notes.push(`merged ${effect.merged.length} record(s)`);
         break;
       }

@@ -1,12 +1,13 @@
 /**
  * The webhook inbox (issue 3 §6): verified deliveries are stored before the 200 and processed afterwards.
- * The request path calls `acceptDeliveries` once per request: one transaction, insert-first on the UNIQUE
- * (platform, delivery_key), no outbound HTTP. A duplicate adds nothing.
+ * The request path calls `InboxWriter.accept` once per request: insert-first on the UNIQUE
+ * (platform, delivery_key), committed with concurrent requests (group commit), no outbound HTTP. A duplicate adds nothing.
  */
 import type { Transaction } from 'kysely';
 import type { Clock, IdGenerator } from '../ports';
 import type { Store } from '../store/database';
 import * as repo from '../store/inbox.repository';
+import * as tenantRepo from '../store/tenant.repository';
 import type { Database, InboxTable, PrivacyRequestTable } from '../store/schema';
 
 export type Platform = 'shopify' | 'hubspot';
@@ -109,12 +110,6 @@ async function writeBatch(trx: Transaction<Database>, batch: PreparedBatch): Pro
   };
 }
 
-/** Store one request's deliveries in one transaction of its own (all or nothing). */
-export async function acceptDeliveries(store: Store, deps: InboxDeps, batch: AcceptBatch): Promise<AcceptResult> {
-  const prepared = prepare(deps, batch);
-  return store.db.transaction().execute((trx) => writeBatch(trx, prepared));
-}
-
 interface Waiting {
   readonly batch: PreparedBatch;
   resolve(result: AcceptResult): void;
@@ -183,6 +178,19 @@ export class InboxWriter {
       this.#flushing = false;
     }
   }
+}
+
+/**
+ * Delete processed deliveries older than each tenant's `inboxRetentionDays` (they hold personal data; the
+ * ledger keeps the facts). Pending and dead rows are kept. Returns how many were deleted.
+ */
+export async function pruneProcessedDeliveries(store: Store, clock: Clock): Promise<number> {
+  let removed = 0;
+  for (const tenant of await tenantRepo.listTenants(store.db)) {
+    const days = (JSON.parse(tenant.settings) as { inboxRetentionDays?: number }).inboxRetentionDays ?? 30;
+    removed += await repo.pruneDone(store.db, tenant.id, new Date(clock.now().getTime() - days * 86_400_000).toISOString());
+  }
+  return removed;
 }
 
 export interface InboxStats {

@@ -16,9 +16,8 @@ import type { Clock, IdGenerator, Logger } from '../ports';
 import type { Store } from '../store/database';
 import * as repo from '../store/inbox.repository';
 import type { Database, InboxTable } from '../store/schema';
-import * as tenantRepo from '../store/tenant.repository';
 import { applyEffects } from './apply';
-import type { Platform } from './inbox';
+import { pruneProcessedDeliveries, type Platform } from './inbox';
 
 export interface WorkerOptions {
   /** Attempts before a row is dead-lettered. Default 8 (about 4 h of backoff, like Shopify's own retries). */
@@ -177,15 +176,8 @@ export class InboxWorker {
   }
 
   /** Delete processed rows older than each tenant's `inboxRetentionDays`. */
-  async prune(): Promise<number> {
-    const { store, clock } = this.#deps;
-    let removed = 0;
-    for (const tenant of await tenantRepo.listTenants(store.db)) {
-      const days = (JSON.parse(tenant.settings) as { inboxRetentionDays?: number }).inboxRetentionDays ?? 30;
-      const cutoff = new Date(clock.now().getTime() - days * 86_400_000).toISOString();
-      removed += await repo.pruneDone(store.db, tenant.id, cutoff);
-    }
-    return removed;
+  prune(): Promise<number> {
+    return pruneProcessedDeliveries(this.#deps.store, this.#deps.clock);
   }
 
   /** Wake the loop now (the webhook routes call it after storing a delivery). */

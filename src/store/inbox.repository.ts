@@ -94,10 +94,6 @@ export async function markFailed(db: Db, id: string, update: { attempts: number;
     .execute();
 }
 
-export async function findInboxRow(db: Db, id: string): Promise<InboxTable | undefined> {
-  return db.selectFrom('inbox').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
 export interface InboxCount {
   tenant_id: string;
   status: string;

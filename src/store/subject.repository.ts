@@ -44,7 +44,3 @@ export async function insertPurchase(db: Db, row: PurchaseTable): Promise<boolea
 export async function movePurchases(db: Db, tenantId: string, fromSubjectId: string, toSubjectId: string): Promise<void> {
   await db.updateTable('purchase').set({ subject_id: toSubjectId }).where('tenant_id', '=', tenantId).where('subject_id', '=', fromSubjectId).execute();
 }
-
-export async function purchasesOf(db: Db, tenantId: string, subjectId: string): Promise<PurchaseTable[]> {
-  return db.selectFrom('purchase').selectAll().where('tenant_id', '=', tenantId).where('subject_id', '=', subjectId).orderBy('paid_at').execute();
-}

@@ -4,7 +4,7 @@
  */
 import { ALL_PURPOSES } from '../../src/domain/consent';
 import { PermanentDeliveryError, type InboundMapper } from '../../src/domain/inbound';
-import { acceptDeliveries, inboxStats, listDeadDeliveries, retryDeadDeliveries, type NewDelivery } from '../../src/inbox/inbox';
+import { InboxWriter, inboxStats, listDeadDeliveries, retryDeadDeliveries, type NewDelivery } from '../../src/inbox/inbox';
 import { InboxWorker, retryDelayMs } from '../../src/inbox/worker';
 import { silentLogger } from '../../src/log/logger';
 import type { Store } from '../../src/store/database';
@@ -54,7 +54,7 @@ describe.each(testDialects())('inbox worker on %s', (dialect) => {
     payload: JSON.stringify({ email, mode }),
     meta: {},
   });
-  const accept = (...deliveries: NewDelivery[]) => acceptDeliveries(store, deps, { deliveries, privacyRequests: [], unrouted: [] });
+  const accept = (...deliveries: NewDelivery[]) => new InboxWriter(store, deps).accept({ deliveries, privacyRequests: [], unrouted: [] });
   const row = (key: string) => store.db.selectFrom('inbox').selectAll().where('delivery_key', '=', key).executeTakeFirstOrThrow();
 
   beforeAll(async () => {
