@@ -15,6 +15,7 @@ import { InboxWorker } from './inbox/worker';
 import { createServer, type Readiness } from './server/app';
 import { openStore, pingStore, type Store } from './store/database';
 import { migrateToLatest, pendingMigrations } from './store/migrations';
+import { CachedTenantLookup } from './tenants/tenants';
 import { mapHubspotDelivery } from '../webhooks/hubspot/map';
 import { hubspotWebhookRoutes } from '../webhooks/hubspot/routes';
 import { mapShopifyDelivery } from '../webhooks/shopify/map';
@@ -71,8 +72,12 @@ export async function checkReadiness(store: Store): Promise<Readiness> {
   }
 }
 
-/** The inbox worker with the platform mappers (webhooks/<platform>/map.ts). */
-export function createWorker(runtime: Runtime, options: { random?: () => number } = {}): InboxWorker {
+/**
+ * The inbox worker with the platform mappers (webhooks/<platform>/map.ts). `inProcessWith`: the `serve`
+ * process's inbox writer; the worker then works in 10 ms slices and lets waiting webhook requests go first.
+ */
+export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: InboxWriter } = {}): InboxWorker {
+  const writer = options.inProcessWith;
   return new InboxWorker(
     {
       store: runtime.store,
@@ -82,20 +87,22 @@ export function createWorker(runtime: Runtime, options: { random?: () => number 
       ids: runtime.ids,
       logger: runtime.logger.child({ component: 'inbox-worker' }),
       ...(options.random ? { random: options.random } : {}),
+      ...(writer ? { requestsWaiting: () => writer.busy } : {}),
     },
-    { maxAttempts: runtime.config.worker.maxAttempts },
+    { maxAttempts: runtime.config.worker.maxAttempts, ...(writer ? { sliceMs: 10 } : {}) },
   );
 }
 
 /** The HTTP app with every route module of the features built so far. */
-export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void } = {}) {
+export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void; inbox?: InboxWriter } = {}) {
   const webhookDeps = {
     config: runtime.config,
     store: runtime.store,
     clock: runtime.clock,
     ids: runtime.ids,
     logger: runtime.logger,
-    inbox: new InboxWriter(runtime.store, runtime),
+    tenants: new CachedTenantLookup(runtime.store, { ttlMs: runtime.config.tenantCacheMs, nowMs: () => performance.now() }),
+    inbox: hooks.inbox ?? new InboxWriter(runtime.store, runtime),
     ...(hooks.onAccepted ? { onAccepted: hooks.onAccepted } : {}),
   };
   return createServer(
@@ -124,8 +131,9 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   }
   // The worker runs inside `serve` unless RUN_WORKER=false (then `consent-bridge worker` runs apart).
-  const worker = config.worker.inProcess ? createWorker(runtime) : null;
-  const app = buildApp(runtime, worker ? { onAccepted: () => worker.notify() } : {});
+  const inbox = new InboxWriter(runtime.store, runtime);
+  const worker = config.worker.inProcess ? createWorker(runtime, { inProcessWith: inbox }) : null;
+  const app = buildApp(runtime, { inbox, ...(worker ? { onAccepted: () => worker.notify() } : {}) });
   const server = http.createServer(app.callback());
   // Keep-alive sockets would hold `close()` open; idle ones are closed on shutdown, busy ones finish first.
   await new Promise<void>((resolve, reject) => {

@@ -51,6 +51,12 @@ export interface AppConfig {
   readonly shutdownTimeoutMs: number;
   /** Largest webhook body read (bytes); larger requests get 413 before any parsing. Default 2 MiB. */
   readonly webhookBodyLimitBytes: number;
+  /**
+   * How long the webhook routes reuse a tenant found by shop domain or portal id (ms). Default 5000; 0 = no
+   * cache. Only found tenants are cached, so a newly linked tenant is routed at once; a change made by another
+   * process (uninstall, settings) reaches the routes within this time.
+   */
+  readonly tenantCacheMs: number;
   readonly worker: {
     /** Run the inbox worker inside `serve` (default true); false when `consent-bridge worker` runs apart. */
     readonly inProcess: boolean;
@@ -103,6 +109,7 @@ const envSchema = z.object({
   ENCRYPTION_KEY: optionalText,
   SHUTDOWN_TIMEOUT_MS: wholeNumber(0, 600_000),
   WEBHOOK_BODY_LIMIT_BYTES: wholeNumber(1024, 50 * 1024 * 1024),
+  TENANT_CACHE_MS: wholeNumber(0, 600_000),
   RUN_WORKER: optionalText.pipe(z.enum(['true', 'false']).nullable()),
   INBOX_MAX_ATTEMPTS: wholeNumber(1, 100),
 });
@@ -207,6 +214,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     encryptionKey,
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS ?? 10_000,
     webhookBodyLimitBytes: raw.WEBHOOK_BODY_LIMIT_BYTES ?? 2 * 1024 * 1024,
+    tenantCacheMs: raw.TENANT_CACHE_MS ?? 5000,
     worker: { inProcess: raw.RUN_WORKER !== 'false', maxAttempts: raw.INBOX_MAX_ATTEMPTS ?? 8 },
     features: {
       // Webhook verification needs the secret; the API key identifies the app for OAuth.

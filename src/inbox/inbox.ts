@@ -5,7 +5,7 @@
  */
 import type { Transaction } from 'kysely';
 import type { Clock, IdGenerator } from '../ports';
-import type { Store } from '../store/database';
+import type { Dialect, Store } from '../store/database';
 import * as repo from '../store/inbox.repository';
 import * as tenantRepo from '../store/tenant.repository';
 import type { Database, InboxTable, PrivacyRequestTable } from '../store/schema';
@@ -98,8 +98,8 @@ function prepare(deps: InboxDeps, batch: AcceptBatch): PreparedBatch {
   return { rows, privacy, unrouted: batch.unrouted, now };
 }
 
-async function writeBatch(trx: Transaction<Database>, batch: PreparedBatch): Promise<AcceptResult> {
-  const accepted = await repo.insertInboxRows(trx, batch.rows);
+async function writeBatch(trx: Transaction<Database>, dialect: Dialect, batch: PreparedBatch): Promise<AcceptResult> {
+  const accepted = await repo.insertInboxRows(trx, dialect, batch.rows);
   const privacyRecorded = await repo.insertPrivacyRequests(trx, batch.privacy);
   for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: batch.now });
   return {
@@ -137,6 +137,11 @@ export class InboxWriter {
     this.#maxGroup = maxGroup;
   }
 
+  /** Whether requests are waiting for their commit (the in-process worker lets them go first). */
+  get busy(): boolean {
+    return this.#flushing || this.#queue.length > 0;
+  }
+
   accept(batch: AcceptBatch): Promise<AcceptResult> {
     const prepared = prepare(this.#deps, batch);
     return new Promise<AcceptResult>((resolve, reject) => {
@@ -156,7 +161,7 @@ export class InboxWriter {
         try {
           const results = await this.#store.db.transaction().execute(async (trx) => {
             const out: AcceptResult[] = [];
-            for (const waiting of group) out.push(await writeBatch(trx, waiting.batch));
+            for (const waiting of group) out.push(await writeBatch(trx, this.#store.dialect, waiting.batch));
             return out;
           });
           group.forEach((waiting, i) => waiting.resolve(results[i]!));
@@ -167,7 +172,7 @@ export class InboxWriter {
           }
           for (const waiting of group) {
             try {
-              waiting.resolve(await this.#store.db.transaction().execute((trx) => writeBatch(trx, waiting.batch)));
+              waiting.resolve(await this.#store.db.transaction().execute((trx) => writeBatch(trx, this.#store.dialect, waiting.batch)));
             } catch (single) {
               waiting.reject(single);
             }

@@ -31,9 +31,21 @@ export interface WorkerOptions {
    * is rolled back whole and its rows are redone one per transaction, so the failing one is isolated.
    */
   readonly batchSize: number;
+  /**
+   * Most time one batch may take before it commits (ms); 0 = no limit. Inside `serve` (default 10 ms) the
+   * worker shares the event loop and, on SQLite, the one writer with the webhook routes, so it works in short
+   * slices and a webhook waits at most one slice for its commit. Rows left over stay pending for the next batch.
+   */
+  readonly sliceMs: number;
+  /**
+   * Inside `serve`: after a slice, how long the worker may wait for webhook requests still waiting for their
+   * commit before it takes the next slice (ms, default 50). Acknowledging within the platforms' 5 s timeout
+   * comes first; the worker still gets at least one slice per this interval, so it never starves.
+   */
+  readonly maxDeferMs: number;
 }
 
-export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50 };
+export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50, sliceMs: 0, maxDeferMs: 50 };
 
 export interface WorkerDeps {
   readonly store: Store;
@@ -44,6 +56,10 @@ export interface WorkerDeps {
   readonly logger: Logger;
   /** Jitter source in [0, 1); injected so tests are deterministic. */
   readonly random?: () => number;
+  /** Inside `serve`: whether webhook requests are waiting for their inbox commit (see `maxDeferMs`). */
+  readonly requestsWaiting?: () => boolean;
+  /** Monotonic milliseconds for slices and deferral. Default `performance.now`. */
+  readonly nowMs?: () => number;
 }
 
 /**
@@ -79,6 +95,22 @@ export class InboxWorker {
     this.#options = { ...DEFAULT_WORKER_OPTIONS, ...options };
   }
 
+  #nowMs(): number {
+    return this.#deps.nowMs ? this.#deps.nowMs() : performance.now();
+  }
+
+  /**
+   * Between slices: one event-loop turn, so sockets are read and the request path's group commit runs; then,
+   * while webhook requests are still waiting for their commit, wait up to `maxDeferMs` more.
+   */
+  async #yieldToRequests(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const waiting = this.#deps.requestsWaiting;
+    if (waiting === undefined) return;
+    const until = this.#nowMs() + this.#options.maxDeferMs;
+    while (this.#running && waiting() && this.#nowMs() < until) await new Promise<void>((resolve) => setTimeout(resolve, 1));
+  }
+
   /** Map and apply one claimed row, and mark it done, inside the caller's transaction. */
   async #process(trx: Transaction<Database>, row: InboxTable): Promise<string> {
     const { store, clock } = this.#deps;
@@ -101,7 +133,7 @@ export class InboxWorker {
     };
     const effects = mapper(delivery, this.#deps.mapperContext);
     const outcome = await applyEffects(trx, store.dialect, this.#deps, { tenantId: row.tenant_id, ledgerKey: `${row.platform}:${row.delivery_key}` }, effects);
-    await repo.markDone(trx, row.id, outcome, clock.now().toISOString());
+    await repo.markDone(trx, store.dialect, row.id, outcome, clock.now().toISOString());
     this.#deps.logger.debug({ inboxId: row.id, topic: row.topic, tenantId: row.tenant_id, outcome }, 'delivery processed');
     return outcome;
   }
@@ -139,8 +171,15 @@ export class InboxWorker {
       return await store.db.transaction().execute(async (trx) => {
         const rows = await repo.claimDue(trx, store.dialect, now, this.#options.batchSize);
         claimed = rows.length;
-        for (const row of rows) await this.#process(trx, row);
-        return rows.length;
+        const deadline = this.#options.sliceMs > 0 ? this.#nowMs() + this.#options.sliceMs : Infinity;
+        let processed = 0;
+        for (const row of rows) {
+          await this.#process(trx, row);
+          processed += 1;
+          // Unprocessed claimed rows stay pending (the claim changes nothing) and come in the next batch.
+          if (this.#nowMs() >= deadline) break;
+        }
+        return processed;
       });
     } catch (err) {
       if (claimed === 0) throw err;
@@ -211,6 +250,7 @@ export class InboxWorker {
         }
         handled = await this.stepBatch();
         failures = 0;
+        if (handled > 0 && this.#options.sliceMs > 0) await this.#yieldToRequests();
       } catch (err) {
         failures += 1;
         logger.error({ err, failures }, 'inbox worker cannot reach the database; backing off');

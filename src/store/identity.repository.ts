@@ -3,6 +3,8 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { Identity } from '../domain/identity';
+import type { Dialect } from './database';
+import { PrecompiledQuery } from './precompiled';
 import type { Database } from './schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -68,15 +70,18 @@ export async function insertMerge(
   return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
 }
 
-/** Tenants other than `tenantId` that know this identity (Shopify ids are global across shops). */
-export async function otherTenantsWithIdentity(db: Db, tenantId: string, identity: Identity): Promise<string[]> {
-  const rows = await db
+const identityOfOtherTenant = new PrecompiledQuery(['kind', 'value', 'tenantId'], (db, a) =>
+  db
     .selectFrom('subject_identity')
     .select('tenant_id')
-    .where('kind', '=', identity.kind)
-    .where('value', '=', identity.value)
-    .where('tenant_id', '<>', tenantId)
-    .limit(5)
-    .execute();
-  return rows.map((r) => r.tenant_id);
+    .where('kind', '=', a.kind as string)
+    .where('value', '=', a.value as string)
+    .where('tenant_id', '<>', a.tenantId as string)
+    .limit(1),
+);
+
+/** Whether a tenant other than `tenantId` knows this identity (Shopify ids are global across shops). Precompiled: webhook request path. */
+export async function isIdentityHeldByOtherTenant(db: Db, dialect: Dialect, tenantId: string, identity: Identity): Promise<boolean> {
+  const result = await identityOfOtherTenant.execute(db, dialect, { kind: identity.kind, value: identity.value, tenantId });
+  return result.rows.length > 0;
 }

@@ -3,19 +3,33 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Dialect } from './database';
+import { PrecompiledQuery } from './precompiled';
 import type { Database, InboxTable, PrivacyRequestTable, UnroutedDeliveryTable } from './schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/** Insert-first (style.md §10): rows whose (platform, delivery_key) exists are skipped. Returns how many were new. */
-export async function insertInboxRows(db: Db, rows: readonly InboxTable[]): Promise<number> {
-  if (rows.length === 0) return 0;
-  const result = await db
+const INBOX_COLUMNS = [
+  'id', 'tenant_id', 'platform', 'delivery_key', 'topic', 'payload', 'meta', 'status', 'attempts', 'run_at', 'last_error', 'outcome', 'received_at', 'processed_at',
+] as const satisfies ReadonlyArray<keyof InboxTable>;
+
+const insertInboxRow = new PrecompiledQuery(INBOX_COLUMNS, (db, row) =>
+  db
     .insertInto('inbox')
-    .values([...rows])
-    .onConflict((oc) => oc.columns(['platform', 'delivery_key']).doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0);
+    .values(row as unknown as InboxTable)
+    .onConflict((oc) => oc.columns(['platform', 'delivery_key']).doNothing()),
+);
+
+/**
+ * Insert-first (style.md §10): rows whose (platform, delivery_key) exists are skipped. Returns how many were
+ * new. One precompiled statement per row (webhook request path).
+ */
+export async function insertInboxRows(db: Db, dialect: Dialect, rows: readonly InboxTable[]): Promise<number> {
+  let inserted = 0;
+  for (const row of rows) {
+    const result = await insertInboxRow.execute(db, dialect, row);
+    inserted += Number(result.numAffectedRows ?? 0);
+  }
+  return inserted;
 }
 
 export async function insertPrivacyRequests(db: Db, rows: readonly PrivacyRequestTable[]): Promise<number> {
@@ -74,8 +88,15 @@ export async function claimDue(db: Transaction<Database>, dialect: Dialect, now:
   return rows.sort((a, b) => (a.run_at === b.run_at ? (a.id < b.id ? -1 : 1) : a.run_at < b.run_at ? -1 : 1));
 }
 
-export async function markDone(db: Db, id: string, outcome: string, now: string): Promise<void> {
-  await db.updateTable('inbox').set({ status: 'done', outcome, processed_at: now, last_error: null }).where('id', '=', id).execute();
+const updateDone = new PrecompiledQuery(['outcome', 'now', 'id'], (db, a) =>
+  db
+    .updateTable('inbox')
+    .set({ status: 'done', outcome: a.outcome as string, processed_at: a.now as string, last_error: null })
+    .where('id', '=', a.id as string),
+);
+
+export async function markDone(db: Db, dialect: Dialect, id: string, outcome: string, now: string): Promise<void> {
+  await updateDone.execute(db, dialect, { outcome, now, id });
 }
 
 /** Record a failed attempt; `dead` when attempts are used up. Only touches a row still pending. */

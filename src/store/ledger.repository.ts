@@ -3,6 +3,8 @@
  * append-only through the code (and the database refuses it, see migrations).
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Dialect } from './database';
+import { PrecompiledQuery } from './precompiled';
 import type { ConsentCurrentTable, ConsentEventTable, Database, LedgerHeadTable } from './schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -10,21 +12,35 @@ type Db = Kysely<Database> | Transaction<Database>;
 /** SQLite allows 32,766 bound variables per statement; 15 columns × 500 rows stays well below. */
 const INSERT_CHUNK = 500;
 
+// The statements of every append are precompiled (precompiled.ts): the inbox worker appends once per delivery.
+
+const insertLedgerDelivery = new PrecompiledQuery(['tenant_id', 'delivery_key', 'event_count', 'created_at'], (db, row) =>
+  db
+    .insertInto('ledger_delivery')
+    .values({ ...(row as { tenant_id: string; delivery_key: string; event_count: number; created_at: string }), first_seq: null })
+    .onConflict((oc) => oc.columns(['tenant_id', 'delivery_key']).doNothing()),
+);
+
 /** Insert-first idempotency for a source delivery; false when the delivery was appended before. */
 export async function claimDelivery(
   db: Db,
+  dialect: Dialect,
   row: { tenant_id: string; delivery_key: string; event_count: number; created_at: string },
 ): Promise<boolean> {
-  const result = await db
-    .insertInto('ledger_delivery')
-    .values({ ...row, first_seq: null })
-    .onConflict((oc) => oc.columns(['tenant_id', 'delivery_key']).doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  const result = await insertLedgerDelivery.execute(db, dialect, row);
+  return Number(result.numAffectedRows ?? 0) > 0;
 }
 
-export async function setDeliveryFirstSeq(db: Db, tenantId: string, deliveryKey: string, firstSeq: number): Promise<void> {
-  await db.updateTable('ledger_delivery').set({ first_seq: firstSeq }).where('tenant_id', '=', tenantId).where('delivery_key', '=', deliveryKey).execute();
+const updateDeliveryFirstSeq = new PrecompiledQuery(['tenantId', 'deliveryKey', 'firstSeq'], (db, a) =>
+  db
+    .updateTable('ledger_delivery')
+    .set({ first_seq: a.firstSeq as number })
+    .where('tenant_id', '=', a.tenantId as string)
+    .where('delivery_key', '=', a.deliveryKey as string),
+);
+
+export async function setDeliveryFirstSeq(db: Db, dialect: Dialect, tenantId: string, deliveryKey: string, firstSeq: number): Promise<void> {
+  await updateDeliveryFirstSeq.execute(db, dialect, { tenantId, deliveryKey, firstSeq });
 }
 
 /**
@@ -32,23 +48,37 @@ export async function setDeliveryFirstSeq(db: Db, tenantId: string, deliveryKey:
  * concurrent appenders queue up instead of forking the chain. SQLite: the preceding insert already took the
  * database write lock, which serialises writers.
  */
-export async function lockHead(db: Db, dialect: 'sqlite' | 'postgres', tenantId: string, genesis: string, now: string): Promise<LedgerHeadTable> {
-  await db
+const insertGenesisHead = new PrecompiledQuery(['tenant_id', 'hash', 'updated_at'], (db, a) =>
+  db
     .insertInto('ledger_head')
-    .values({ tenant_id: tenantId, seq: 0, hash: genesis, updated_at: now })
-    .onConflict((oc) => oc.column('tenant_id').doNothing())
-    .execute();
-  let query = db.selectFrom('ledger_head').selectAll().where('tenant_id', '=', tenantId);
-  if (dialect === 'postgres') query = query.forUpdate();
-  return query.executeTakeFirstOrThrow();
+    .values({ tenant_id: a.tenant_id as string, seq: 0, hash: a.hash as string, updated_at: a.updated_at as string })
+    .onConflict((oc) => oc.column('tenant_id').doNothing()),
+);
+const selectHead = new PrecompiledQuery(['tenantId'], (db, a) => db.selectFrom('ledger_head').selectAll().where('tenant_id', '=', a.tenantId as string));
+const selectHeadForUpdate = new PrecompiledQuery(['tenantId'], (db, a) =>
+  db.selectFrom('ledger_head').selectAll().where('tenant_id', '=', a.tenantId as string).forUpdate(),
+);
+
+export async function lockHead(db: Db, dialect: Dialect, tenantId: string, genesis: string, now: string): Promise<LedgerHeadTable> {
+  await insertGenesisHead.execute(db, dialect, { tenant_id: tenantId, hash: genesis, updated_at: now });
+  const { rows } = await (dialect === 'postgres' ? selectHeadForUpdate : selectHead).execute(db, dialect, { tenantId });
+  if (rows[0] === undefined) throw new Error(`ledger head of tenant ${tenantId} is missing`);
+  return rows[0];
 }
 
 export async function readHead(db: Db, tenantId: string): Promise<LedgerHeadTable | undefined> {
   return db.selectFrom('ledger_head').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
 }
 
-export async function setHead(db: Db, head: LedgerHeadTable): Promise<void> {
-  await db.updateTable('ledger_head').set({ seq: head.seq, hash: head.hash, updated_at: head.updated_at }).where('tenant_id', '=', head.tenant_id).execute();
+const updateHead = new PrecompiledQuery(['seq', 'hash', 'updated_at', 'tenant_id'], (db, a) =>
+  db
+    .updateTable('ledger_head')
+    .set({ seq: a.seq as number, hash: a.hash as string, updated_at: a.updated_at as string })
+    .where('tenant_id', '=', a.tenant_id as string),
+);
+
+export async function setHead(db: Db, dialect: Dialect, head: LedgerHeadTable): Promise<void> {
+  await updateHead.execute(db, dialect, head);
 }
 
 export async function insertEvents(db: Db, rows: readonly ConsentEventTable[]): Promise<void> {
@@ -57,15 +87,18 @@ export async function insertEvents(db: Db, rows: readonly ConsentEventTable[]): 
   }
 }
 
-export async function eventsOfSubjectChannel(db: Db, tenantId: string, subjectId: string, channel: string): Promise<ConsentEventTable[]> {
-  return db
+const selectSubjectChannelEvents = new PrecompiledQuery(['tenantId', 'subjectId', 'channel'], (db, a) =>
+  db
     .selectFrom('consent_event')
     .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('subject_id', '=', subjectId)
-    .where('channel', '=', channel)
-    .orderBy('seq')
-    .execute();
+    .where('tenant_id', '=', a.tenantId as string)
+    .where('subject_id', '=', a.subjectId as string)
+    .where('channel', '=', a.channel as string)
+    .orderBy('seq'),
+);
+
+export async function eventsOfSubjectChannel(db: Db, dialect: Dialect, tenantId: string, subjectId: string, channel: string): Promise<ConsentEventTable[]> {
+  return (await selectSubjectChannelEvents.execute(db, dialect, { tenantId, subjectId, channel })).rows;
 }
 
 /** A page of the chain in order, for verification (keyset pagination on seq). */
@@ -87,8 +120,23 @@ export async function eventPageBySubject(
   return query.orderBy('subject_id').orderBy('channel').orderBy('seq').limit(limit).execute();
 }
 
-export async function replaceProjection(db: Db, tenantId: string, subjectId: string, channel: string, rows: readonly ConsentCurrentTable[]): Promise<void> {
-  await db.deleteFrom('consent_current').where('tenant_id', '=', tenantId).where('subject_id', '=', subjectId).where('channel', '=', channel).execute();
+const deleteSubjectChannelProjection = new PrecompiledQuery(['tenantId', 'subjectId', 'channel'], (db, a) =>
+  db
+    .deleteFrom('consent_current')
+    .where('tenant_id', '=', a.tenantId as string)
+    .where('subject_id', '=', a.subjectId as string)
+    .where('channel', '=', a.channel as string),
+);
+
+export async function replaceProjection(
+  db: Db,
+  dialect: Dialect,
+  tenantId: string,
+  subjectId: string,
+  channel: string,
+  rows: readonly ConsentCurrentTable[],
+): Promise<void> {
+  await deleteSubjectChannelProjection.execute(db, dialect, { tenantId, subjectId, channel });
   if (rows.length > 0) await db.insertInto('consent_current').values([...rows]).execute();
 }
 
@@ -110,12 +158,13 @@ export async function tenantIdsWithEvents(db: Db): Promise<string[]> {
 /** Every event of one subject of the given kinds, in chain order (merge carry-over). */
 export async function eventsOfSubjectByKind(db: Db, tenantId: string, subjectId: string, kinds: readonly string[]): Promise<ConsentEventTable[]> {
   if (kinds.length === 0) return [];
-  return db
+  const rows = await db
     .selectFrom('consent_event')
     .selectAll()
     .where('tenant_id', '=', tenantId)
     .where('subject_id', '=', subjectId)
     .where('kind', 'in', [...kinds])
-    .orderBy('seq')
     .execute();
+  // Sorted here: with ORDER BY seq, SQLite's planner scans the tenant's whole ledger by primary key to skip a sort.
+  return rows.sort((a, b) => a.seq - b.seq);
 }

@@ -3,9 +3,10 @@
  * workers resolving the same new email at once end up with one subject (the loser's insert does nothing and
  * it re-reads the winner's).
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Identity } from '../domain/identity';
 import type { Clock, IdGenerator } from '../ports';
+import type { Store } from '../store/database';
 import * as repo from '../store/identity.repository';
 import type { Database } from '../store/schema';
 
@@ -54,6 +55,6 @@ export async function resolveSubject(
  * Whether a tenant other than `tenantId` already knows this identity. Shopify ids are global across shops, so a
  * customer id known to another tenant means a signed body of that shop replayed under this shop's header.
  */
-export async function identityKnownToOtherTenant(db: Kysely<Database>, tenantId: string, identity: Identity): Promise<boolean> {
-  return (await repo.otherTenantsWithIdentity(db, tenantId, identity)).length > 0;
+export function identityKnownToOtherTenant(store: Store, tenantId: string, identity: Identity): Promise<boolean> {
+  return repo.isIdentityHeldByOtherTenant(store.reader, store.dialect, tenantId, identity);
 }

@@ -174,3 +174,53 @@ export async function findTenantByPortal(store: Store, portalId: string): Promis
   const row = await repo.findTenant(store.reader, { portalId });
   return row ? toTenant(row) : undefined;
 }
+
+/** How the webhook routes find a tenant (tenant resolution, issue 3 §5). */
+export interface TenantLookup {
+  byShop(shopDomain: string): Promise<Tenant | undefined>;
+  byPortal(portalId: string): Promise<Tenant | undefined>;
+}
+
+/**
+ * Tenant lookups for the webhook request path, reused for `ttlMs` (config TENANT_CACHE_MS, default 5 s): one
+ * query less per request. Only found tenants are cached, so a tenant linked a moment ago is routed at once and
+ * a delivery is never answered `ignored` from a stale miss. An uninstall or settings change made by another
+ * process reaches the routes within `ttlMs`; a delivery stored in that window is still processed under the
+ * tenant's own id, never another's. `nowMs` is a monotonic clock (injected; tests pass their own).
+ */
+export class CachedTenantLookup implements TenantLookup {
+  readonly #store: Store;
+  readonly #ttlMs: number;
+  readonly #nowMs: () => number;
+  readonly #entries = new Map<string, { tenant: Tenant; expiresAt: number }>();
+
+  /** Entries kept at most; the oldest is dropped first. */
+  static readonly MAX_ENTRIES = 10_000;
+
+  constructor(store: Store, options: { ttlMs: number; nowMs: () => number }) {
+    this.#store = store;
+    this.#ttlMs = options.ttlMs;
+    this.#nowMs = options.nowMs;
+  }
+
+  byShop(shopDomain: string): Promise<Tenant | undefined> {
+    return this.#cached(`shop:${shopDomain}`, () => findTenantByShop(this.#store, shopDomain));
+  }
+
+  byPortal(portalId: string): Promise<Tenant | undefined> {
+    return this.#cached(`portal:${portalId}`, () => findTenantByPortal(this.#store, portalId));
+  }
+
+  async #cached(key: string, load: () => Promise<Tenant | undefined>): Promise<Tenant | undefined> {
+    const now = this.#nowMs();
+    const entry = this.#entries.get(key);
+    if (entry !== undefined && entry.expiresAt > now) return entry.tenant;
+    const tenant = await load();
+    this.#entries.delete(key);
+    if (tenant !== undefined && this.#ttlMs > 0) {
+      if (this.#entries.size >= CachedTenantLookup.MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value!);
+      this.#entries.set(key, { tenant, expiresAt: now + this.#ttlMs });
+    }
+    return tenant;
+  }
+}

@@ -158,4 +158,21 @@ describe.each(testDialects())('inbox worker on %s', (dialect) => {
       if (second !== store) await second.close();
     }
   });
+
+  it('in `serve` mode a batch stops at its time slice; the rest stay pending and come next', async () => {
+    const keys = Array.from({ length: 6 }, (_, i) => `slice-${i}`);
+    await accept(...keys.map((k) => delivery(k)));
+    // A fake monotonic clock that moves 4 ms per reading: start 4 (deadline 14), then 8, 12, 16: the third row
+    // crosses the 10 ms slice and the batch commits with three.
+    let ms = 0;
+    const worker = new InboxWorker(
+      { store, mappers: { shopify: mapper, hubspot: mapper }, mapperContext: { hubspotAppId: null }, clock, ids, logger: silentLogger, random: () => 0, nowMs: () => (ms += 4) },
+      { sliceMs: 10 },
+    );
+    expect(await worker.stepBatch()).toBe(3);
+    const statuses = await store.db.selectFrom('inbox').select(['delivery_key', 'status']).where('delivery_key', 'like', 'slice-%').orderBy('delivery_key').execute();
+    expect(statuses.filter((r) => r.status === 'done')).toHaveLength(3);
+    expect(statuses.filter((r) => r.status === 'pending')).toHaveLength(3);
+    expect(await worker.drain()).toBe(3);
+  });
 });

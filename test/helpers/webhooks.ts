@@ -79,6 +79,9 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
     HUBSPOT_CLIENT_SECRET_PREVIOUS: HUBSPOT_SECRET_PREVIOUS,
     HUBSPOT_APP_ID,
     WEBHOOK_BODY_LIMIT_BYTES: '65536',
+    // Tests change tenants between requests (uninstall, settings) and expect the next request to see it; the
+    // cache itself is tested in test/unit/tenants/tenant-cache.test.ts.
+    TENANT_CACHE_MS: '0',
     LOG_LEVEL: 'silent',
     ...overrides,
   });

@@ -3,6 +3,7 @@ import type { AppConfig } from '../../src/config/config';
 import type { InboxWriter } from '../../src/inbox/inbox';
 import type { Clock, IdGenerator, Logger } from '../../src/ports';
 import type { Store } from '../../src/store/database';
+import type { TenantLookup } from '../../src/tenants/tenants';
 
 export interface WebhookDeps {
   readonly config: Pick<AppConfig, 'features' | 'shopify' | 'hubspot' | 'appUrl' | 'webhookBodyLimitBytes'>;
@@ -10,6 +11,8 @@ export interface WebhookDeps {
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly logger: Logger;
+  /** Tenant by shop domain or portal id (cached: see CachedTenantLookup). */
+  readonly tenants: TenantLookup;
   /** Stores each request's deliveries (group commit: one durable commit for many concurrent requests). */
   readonly inbox: InboxWriter;
   /** Called after a request stored new deliveries (wakes the in-process worker). */

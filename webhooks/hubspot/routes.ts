@@ -13,7 +13,7 @@ import type { Context } from 'koa';
 import { AppError } from '../../src/domain/errors';
 import { type NewDelivery, type NewPrivacyRequest, type UnroutedDelivery } from '../../src/inbox/inbox';
 import { requireFeature, type RouteModule } from '../../src/server/app';
-import { findTenantByPortal, type Tenant } from '../../src/tenants/tenants';
+import type { Tenant } from '../../src/tenants/tenants';
 import { isJsonContentType, parseJson, readRawBody } from '../_shared/body';
 import { activeSecrets } from '../_shared/compare';
 import type { WebhookDeps } from '../_shared/deps';
@@ -41,7 +41,7 @@ function parseBatch(value: unknown): Array<{ event: RoutedEvent; original: unkno
 }
 
 async function handle(deps: WebhookDeps, ctx: Context): Promise<void> {
-  const { config, store } = deps;
+  const { config } = deps;
   const raw = await readRawBody(ctx, config.webhookBodyLimitBytes);
   const signature = checkHubspotSignature(
     { method: ctx.method, uri: `${config.appUrl}${ctx.originalUrl}`, raw, header: (name) => ctx.get(name), nowMs: deps.clock.now().getTime() },
@@ -55,7 +55,7 @@ async function handle(deps: WebhookDeps, ctx: Context): Promise<void> {
 
   const tenants = new Map<string, Tenant | undefined>();
   for (const { event } of events) {
-    if (!tenants.has(event.portalId)) tenants.set(event.portalId, await findTenantByPortal(store, event.portalId));
+    if (!tenants.has(event.portalId)) tenants.set(event.portalId, await deps.tenants.byPortal(event.portalId));
   }
   if (signature.version !== 'v3') {
     // v1/v2 have no timestamp, so a captured request replays forever: only where the merchant opted in.

@@ -19,7 +19,7 @@ import { normalizeIdentity } from '../../src/domain/identity';
 import { type AcceptBatch } from '../../src/inbox/inbox';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import { identityKnownToOtherTenant } from '../../src/subjects/subjects';
-import { findTenantByShop, normalizeShopDomain } from '../../src/tenants/tenants';
+import { normalizeShopDomain } from '../../src/tenants/tenants';
 import { isJsonContentType, parseJson, readRawBody } from '../_shared/body';
 import { activeSecrets } from '../_shared/compare';
 import type { WebhookDeps } from '../_shared/deps';
@@ -82,7 +82,7 @@ async function handle(deps: WebhookDeps, endpoint: Endpoint, ctx: Context): Prom
     throw new AppError('unauthorized', 'the signed body belongs to another shop than X-Shopify-Shop-Domain');
   }
 
-  const tenant = await findTenantByShop(store, shopDomain);
+  const tenant = await deps.tenants.byShop(shopDomain);
   const active = tenant !== undefined && tenant.status === 'active';
   const payload = raw.toString('utf8');
   const batch: AcceptBatch = compliance
@@ -106,7 +106,7 @@ async function handle(deps: WebhookDeps, endpoint: Endpoint, ctx: Context): Prom
   if (active && !compliance) {
     for (const id of customerIds(headers.topic, body)) {
       const identity = normalizeIdentity('shopify_customer', id);
-      if (identity && (await identityKnownToOtherTenant(store.reader, tenant.id, identity))) {
+      if (identity && (await identityKnownToOtherTenant(store, tenant.id, identity))) {
         throw new AppError('unauthorized', 'the signed body names a customer of another shop');
       }
     }

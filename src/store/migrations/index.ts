@@ -212,10 +212,23 @@ function inbox(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * A subject-channel's history is read on every append. With only (tenant_id, subject_id, channel) indexed,
+ * SQLite's planner preferred the primary key (tenant_id, seq) to avoid sorting by seq, and so scanned the
+ * tenant's whole ledger on every append; with seq in the index the read is a seek that comes out ordered.
+ */
+const eventSubjectSeqIndex: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex('consent_event_subject_seq_idx').on('consent_event').columns(['tenant_id', 'subject_id', 'channel', 'seq']).execute();
+    await db.schema.dropIndex('consent_event_subject_idx').execute();
+  },
+};
+
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0002_inbox': inbox(dialect),
+    '0003_event_subject_seq': eventSubjectSeqIndex,
   };
 }
 

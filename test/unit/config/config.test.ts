@@ -47,6 +47,7 @@ describe('loadConfig with an empty environment', () => {
     expect(config.appUrl).toBe('http://localhost:3000');
     expect(config.shutdownTimeoutMs).toBe(10_000);
     expect(config.webhookBodyLimitBytes).toBe(2 * 1024 * 1024);
+    expect(config.tenantCacheMs).toBe(5000);
     expect(config.worker).toEqual({ inProcess: true, maxAttempts: 8 });
     expect(config.encryptionKey).toBeNull();
     expect(config.shopify).toEqual({ apiKey: null, apiSecret: null, apiSecretPrevious: null });
@@ -97,6 +98,7 @@ describe('loadConfig with a full environment', () => {
     ENCRYPTION_KEY: HEX_KEY,
     SHUTDOWN_TIMEOUT_MS: '2500',
     WEBHOOK_BODY_LIMIT_BYTES: '65536',
+    TENANT_CACHE_MS: '0',
     RUN_WORKER: 'false',
     INBOX_MAX_ATTEMPTS: '3',
     UNRELATED_VARIABLE: 'ignored',
@@ -113,6 +115,7 @@ describe('loadConfig with a full environment', () => {
     expect(config.encryptionKey?.equals(KEY_BYTES)).toBe(true);
     expect(config.shutdownTimeoutMs).toBe(2500);
     expect(config.webhookBodyLimitBytes).toBe(65536);
+    expect(config.tenantCacheMs).toBe(0);
     expect(config.worker).toEqual({ inProcess: false, maxAttempts: 3 });
   });
 
