@@ -125,7 +125,7 @@ export async function appendInTransaction(
 
   const now = deps.clock.now().toISOString();
   if (request.deliveryKey !== null) {
-    const claimed = await repo.claimDelivery(trx, {
+    const claimed = await repo.claimDelivery(trx, dialect, {
       tenant_id: request.tenantId,
       delivery_key: request.deliveryKey,
       event_count: request.events.length,
@@ -161,14 +161,14 @@ export async function appendInTransaction(
     prevHash = hash;
   }
   await repo.insertEvents(trx, rows);
-  await repo.setHead(trx, { tenant_id: request.tenantId, seq, hash: prevHash, updated_at: now });
-  if (request.deliveryKey !== null) await repo.setDeliveryFirstSeq(trx, request.tenantId, request.deliveryKey, rows[0]!.seq);
+  await repo.setHead(trx, dialect, { tenant_id: request.tenantId, seq, hash: prevHash, updated_at: now });
+  if (request.deliveryKey !== null) await repo.setDeliveryFirstSeq(trx, dialect, request.tenantId, request.deliveryKey, rows[0]!.seq);
 
   const touched = new Map<string, { subjectId: string; channel: string }>();
   for (const row of rows) touched.set(`${row.subject_id}\u0000${row.channel}`, { subjectId: row.subject_id, channel: row.channel });
   for (const { subjectId, channel } of touched.values()) {
-    const all = await repo.eventsOfSubjectChannel(trx, request.tenantId, subjectId, channel);
-    await repo.replaceProjection(trx, request.tenantId, subjectId, channel, projectionRows(request.tenantId, subjectId, channel, all));
+    const all = await repo.eventsOfSubjectChannel(trx, dialect, request.tenantId, subjectId, channel);
+    await repo.replaceProjection(trx, dialect, request.tenantId, subjectId, channel, projectionRows(request.tenantId, subjectId, channel, all));
   }
   return { duplicate: false, events: rows.map(rowToEvent) };
 }
