@@ -1,0 +1,220 @@
+/**
+ * The send decision (issue 4 §7): a pure function of the subject's consent state for the channel and purpose,
+ * the jurisdiction profile, the tenant's settings, the request and the decision time. It follows law.md R0:
+ *
+ * 1. withdrawal, objection, erasure or an invalid address → BLOCK;
+ * 2. valid consent (R1, R2; double opt-in where the profile or the merchant expects it, R5; validity, R3) → ALLOW;
+ * 3. soft opt-in: every campaign category covered by a live soft opt-in of the same group, within the row's
+ *    window, the row's registers cleared → ALLOW;
+ * 4. an opt-out regime (with its conditions) → ALLOW;
+ * 5. otherwise BLOCK. Never ALLOW on missing data: no subject, no categories, no context → BLOCK.
+ *
+ * Reason codes are stable API (README "Gate reason codes"); they only grow.
+ */
+import type { ConsentState, LegalBasis } from '../domain/consent';
+import { type Audience, type JurisdictionProfile, PROFILES_VERSION, type RuleChannel, ruleAt, ruleChannelOf, rowName, validityEnd } from './profiles';
+
+export const ALLOW_REASONS = ['consent', 'soft_opt_in', 'opt_out_regime'] as const;
+export const BLOCK_REASONS = [
+  'unknown_recipient',
+  'channel_not_covered',
+  'erased',
+  'withdrawn',
+  'address_invalid',
+  'consent_pending',
+  'double_opt_in_missing',
+  'consent_expired',
+  'no_consent',
+  'soft_opt_in_ended',
+  'categories_missing',
+  'not_similar',
+  'soft_opt_in_expired',
+  'register_unchecked',
+  'professional_context_missing',
+] as const;
+export type AllowReason = (typeof ALLOW_REASONS)[number];
+export type BlockReason = (typeof BLOCK_REASONS)[number];
+export type Reason = AllowReason | BlockReason;
+
+/** Where the subject's country came from (issue 4 §2). */
+export type CountrySource = 'customer_address' | 'order_billing' | 'shop_country' | 'none';
+
+export interface SubjectForDecision {
+  /** Consent state for the request's channel and purpose; null when the recipient is unknown to the tenant. */
+  readonly consent: ConsentState | null;
+  readonly country: string | null;
+  readonly countrySource: CountrySource;
+  readonly audience: Audience;
+}
+
+export interface DecisionSettings {
+  /** Countries where a single opt-in without confirmation is not valid consent (tenant setting; DE, AT default). */
+  readonly doubleOptInCountries: readonly string[];
+  /** A merchant's own cap on soft opt-in age in months (stricter than the profile), or null. */
+  readonly softOptInMaxMonths: number | null;
+}
+
+export interface DecisionRequest {
+  readonly channel: string;
+  readonly purpose: string;
+  /** Category groups the campaign promotes (soft opt-in must cover every one). */
+  readonly categories: readonly string[];
+  /** The message relates to the recipient's profession (FR, IE, BE B2B opt-out rows). Default false. */
+  readonly professionalContext?: boolean;
+  /** Registers the sender screened this recipient against (e.g. `AT_ECG`); the app holds no register data. */
+  readonly registersCleared?: readonly string[];
+}
+
+export interface Condition {
+  readonly check: string;
+  readonly passed: boolean;
+  readonly detail: string;
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  readonly basis: LegalBasis | null;
+  readonly reason: Reason;
+  readonly jurisdiction: {
+    readonly profile: string;
+    readonly row: string;
+    readonly country: string | null;
+    readonly countrySource: CountrySource;
+    readonly audience: Audience;
+    readonly rulesVersion: string;
+    readonly sources: readonly string[];
+  };
+  /** Until when the allowing basis holds (ISO-8601), or null for no set end. */
+  readonly validUntil: string | null;
+  /** Ledger event ids behind the decision. */
+  readonly evidence: readonly string[];
+  /** Every check made, in order, for `explain`. */
+  readonly conditions: readonly Condition[];
+}
+
+function earliest(...ends: Array<string | null>): string | null {
+  const set = ends.filter((e): e is string => e !== null);
+  return set.length === 0 ? null : set.reduce((a, b) => (a < b ? a : b));
+}
+
+function monthsAfter(start: string, months: number | null): string | null {
+  return months === null ? null : validityEnd({ kind: 'months_from_sale', months }, start);
+}
+
+export function decide(subject: SubjectForDecision, profile: JurisdictionProfile, settings: DecisionSettings, request: DecisionRequest, now: string): Decision {
+  const conditions: Condition[] = [];
+  const check = (name: string, passed: boolean, detail: string): boolean => {
+    conditions.push({ check: name, passed, detail });
+    return passed;
+  };
+  const ruleChannel: RuleChannel = ruleChannelOf(request.channel) ?? 'email';
+  const dated = ruleAt(profile, ruleChannel, subject.audience, now);
+  const rule = dated.rule;
+  const jurisdiction = {
+    profile: profile.id,
+    row: rowName(profile, ruleChannel, subject.audience, dated),
+    country: subject.country,
+    countrySource: subject.countrySource,
+    audience: subject.audience,
+    rulesVersion: PROFILES_VERSION,
+    sources: rule.sources,
+  };
+  const result = (allowed: boolean, reason: Reason, basis: LegalBasis | null, validUntil: string | null, evidence: readonly string[]): Decision => ({
+    allowed,
+    basis,
+    reason,
+    jurisdiction,
+    validUntil,
+    evidence,
+    conditions,
+  });
+  const block = (reason: BlockReason, evidence: readonly string[] = []): Decision => result(false, reason, null, null, evidence);
+
+  if (!check('channel_covered', ruleChannelOf(request.channel) !== null, `channel ${request.channel}`)) return block('channel_not_covered');
+  const state = subject.consent;
+  if (!check('recipient_known', state !== null, state ? 'a subject of this tenant' : 'no subject with this identity')) return block('unknown_recipient');
+  if (state === null) return block('unknown_recipient');
+
+  // R0 (1): suppression, objection, withdrawal.
+  if (!check('not_erased', state.status !== 'erased', state.status === 'erased' ? 'personal data erased' : 'ok')) return block('erased', state.evidenceEventIds);
+  if (!check('not_withdrawn', state.status !== 'withdrawn', state.status === 'withdrawn' ? `withdrawn or objected at ${state.withdrawnAt}` : 'no withdrawal or objection newer than the grants')) {
+    return block('withdrawn', state.evidenceEventIds);
+  }
+  if (!check('address_valid', !state.addressInvalid, state.addressInvalid ? 'the platform marked the address invalid' : 'ok')) return block('address_invalid', state.evidenceEventIds);
+
+  // R0 (3): valid consent (R1, R2, R3, R5).
+  let consentFailure: BlockReason | null = null;
+  if (state.status === 'granted' && state.basis !== 'soft_opt_in') {
+    const doubleOptInExpected = rule.doubleOptIn === 'DEFACTO' || (subject.country !== null && settings.doubleOptInCountries.includes(subject.country));
+    const confirmed = state.confirmedAt !== null || state.optInLevel === 'confirmed_opt_in';
+    const end = earliest(state.validUntil, state.grantedAt ? validityEnd(rule.consentValidity, state.grantedAt) : null);
+    if (!check('double_opt_in', !doubleOptInExpected || confirmed, doubleOptInExpected ? (confirmed ? 'confirmed' : 'expected here, no confirmation recorded') : 'not expected')) {
+      consentFailure = 'double_opt_in_missing';
+    } else if (!check('consent_in_validity', end === null || end > now, end === null ? 'no validity end' : `valid until ${end}`)) {
+      consentFailure = 'consent_expired';
+    } else {
+      return result(true, 'consent', 'consent', end, state.evidenceEventIds);
+    }
+  } else {
+    const detail = state.status === 'pending' ? `double opt-in pending since ${state.pendingSince}` : `status ${state.status}`;
+    check('consent', false, detail);
+    if (state.status === 'pending') consentFailure = 'consent_pending';
+    if (state.status === 'expired') consentFailure = 'consent_expired';
+  }
+
+  // R0 (4): soft opt-in (SOI conditions, sale, window, channel covered).
+  let softFailure: BlockReason | null = null;
+  const hasSoftOptIn = Object.keys(state.softOptIn).length > 0;
+  if (!check('soft_opt_in_allowed', rule.regime === 'OPT_IN_SOI', `${jurisdiction.row}: ${rule.regime}`)) {
+    // Nothing more to check for soft opt-in.
+  } else if (!check('soft_opt_in_not_ended', !state.softOptInEnded, state.softOptInEnded ? `ended at ${state.softOptInEndedAt}` : 'ok')) {
+    softFailure = 'soft_opt_in_ended';
+  } else if (!check('campaign_categories', request.categories.length > 0, request.categories.length > 0 ? request.categories.join(', ') : 'the request names no product category')) {
+    softFailure = hasSoftOptIn ? 'categories_missing' : null;
+  } else {
+    const missing: string[] = [];
+    const expired: string[] = [];
+    const evidence: string[] = [];
+    let end: string | null = null;
+    for (const category of request.categories) {
+      const grant = state.softOptIn[category];
+      if (grant === undefined) {
+        missing.push(category);
+        continue;
+      }
+      const grantEnd = earliest(grant.validUntil, validityEnd(rule.softOptInValidity, grant.earnedAt), monthsAfter(grant.earnedAt, settings.softOptInMaxMonths));
+      if (grantEnd !== null && grantEnd <= now) expired.push(category);
+      evidence.push(grant.eventId);
+      end = earliest(end, grantEnd);
+    }
+    if (!check('similar_products', missing.length === 0, missing.length === 0 ? 'every category covered' : `no soft opt-in for ${missing.join(', ')}`)) {
+      softFailure = hasSoftOptIn ? 'not_similar' : null;
+    } else if (!check('soft_opt_in_in_window', expired.length === 0, expired.length === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired.join(', ')}`)) {
+      softFailure = 'soft_opt_in_expired';
+    } else {
+      const uncleared = rule.soiRegisters.filter((r) => !(request.registersCleared ?? []).includes(r));
+      if (!check('registers_cleared', uncleared.length === 0, uncleared.length === 0 ? 'none needed or all screened' : `not screened against ${uncleared.join(', ')}`)) {
+        softFailure = 'register_unchecked';
+      } else {
+        return result(true, 'soft_opt_in', 'soft_opt_in', end, [...new Set(evidence)]);
+      }
+    }
+  }
+
+  // R0 (5): opt-out regimes.
+  let optOutFailure: BlockReason | null = null;
+  if (rule.regime === 'OPT_OUT' || rule.regime === 'OPT_OUT_REG' || rule.regime === 'PRESUMED_CONSENT') {
+    const uncleared = rule.registers.filter((r) => !(request.registersCleared ?? []).includes(r));
+    if (rule.needsProfessionalContext && !check('professional_context', request.professionalContext === true, 'the message must relate to the recipient\'s profession')) {
+      optOutFailure = 'professional_context_missing';
+    } else if (rule.regime === 'OPT_OUT_REG' && !check('registers_cleared', uncleared.length === 0, uncleared.length === 0 ? 'all screened' : `not screened against ${uncleared.join(', ')}`)) {
+      optOutFailure = 'register_unchecked';
+    } else {
+      check('opt_out_regime', true, `${rule.regime}: allowed unless objected; no objection recorded`);
+      return result(true, 'opt_out_regime', 'legitimate_interest', null, state.evidenceEventIds);
+    }
+  }
+
+  // R0 (6): block with the most specific reason.
+  return block(consentFailure ?? softFailure ?? optOutFailure ?? 'no_consent', state.evidenceEventIds);
+}
