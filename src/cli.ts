@@ -10,7 +10,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, describeConfig, loadConfig, type AppConfig } from './config/config';
 import { readEnvironment } from './config/env';
 import { AppError } from './domain/errors';
+import { createApiKey, listApiKeys, revokeApiKey } from './gate/api-keys';
+import { formatExplanation, loadEvidence } from './gate/explain';
+import { checkRecipients, parseGateRequest } from './gate/gate';
 import { rebuildProjection, verifyLedger } from './ledger/ledger';
+import type { Decision } from './rules/decide';
 import { createLogger, silentLogger } from './log/logger';
 import { inboxStats, listDeadDeliveries, pruneProcessedDeliveries, retryDeadDeliveries } from './inbox/inbox';
 import { createRuntime, createWorker, startServer, type Runtime } from './main';
@@ -325,6 +329,92 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
         println(`settings of ${updated.shopDomain} updated`);
       });
     });
+
+  const apiKey = tenant.command('api-key').description('API keys for the send gate (POST /api/v1/gate/check)');
+  apiKey
+    .command('create <ref>')
+    .description('create a key for a tenant; it is printed once and stored only as a hash')
+    .option('--label <text>', 'what the key is for', 'gate')
+    .action(async (ref: string, opts: { label: string }) => {
+      await withRuntime(async (runtime) => {
+        const { key, info } = await createApiKey(runtime.store, runtime, ref, opts.label);
+        println(key);
+        err(`API key ${info.id} (${info.prefix}…) created for tenant ${info.tenantId}; it is not shown again.\n`);
+      });
+    });
+  apiKey
+    .command('list <ref>')
+    .description("list a tenant's keys (prefix, label, created, revoked)")
+    .action(async (ref: string) => {
+      await withRuntime(async (runtime) => {
+        for (const k of await listApiKeys(runtime.store, ref)) println(`${k.id}  ${k.prefix}…  ${k.label}  created ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`);
+      });
+    });
+  apiKey
+    .command('revoke <ref> <id>')
+    .description('revoke a key at once')
+    .action(async (ref: string, id: string) => {
+      await withRuntime(async (runtime) => {
+        await revokeApiKey(runtime.store, runtime, ref, id);
+        println(`API key ${id} revoked`);
+      });
+    });
+
+  program
+    .command('explain')
+    .description('explain the send decision for one contact: the law.md row, each check, the evidence events')
+    .requiredOption('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .option('--email <email>')
+    .option('--phone <phone>')
+    .option('--shopify-customer <id>')
+    .option('--hubspot-contact <id>')
+    .requiredOption('--channel <channel>', 'email, sms, whatsapp, phone or postal')
+    .option('--purpose <id>', 'purpose id from the settings', '*')
+    .option('--category <group...>', 'category groups the campaign promotes')
+    .option('--at <iso-time>', 'decision time (default now)')
+    .option('--professional', 'the message relates to the recipient\'s profession (B2B opt-out rows)')
+    .option('--register <name...>', 'registers the recipient was screened against (e.g. AT_ECG)')
+    .option('--json', 'print the decision and evidence as JSON')
+    .action(
+      async (opts: {
+        tenant: string;
+        email?: string;
+        phone?: string;
+        shopifyCustomer?: string;
+        hubspotContact?: string;
+        channel: string;
+        purpose: string;
+        category?: string[];
+        at?: string;
+        professional?: boolean;
+        register?: string[];
+        json?: boolean;
+      }) => {
+        const recipient = {
+          ...(opts.email !== undefined ? { email: opts.email } : {}),
+          ...(opts.phone !== undefined ? { phone: opts.phone } : {}),
+          ...(opts.shopifyCustomer !== undefined ? { shopifyCustomerId: opts.shopifyCustomer } : {}),
+          ...(opts.hubspotContact !== undefined ? { hubspotContactId: opts.hubspotContact } : {}),
+        };
+        const request = parseGateRequest({
+          channel: opts.channel,
+          purpose: opts.purpose,
+          categories: opts.category ?? [],
+          ...(opts.at ? { at: opts.at } : {}),
+          professionalContext: opts.professional === true,
+          registersCleared: opts.register ?? [],
+          recipients: [recipient],
+        });
+        await withRuntime(async (runtime) => {
+          const found = await requireTenant(runtime.store, opts.tenant);
+          const response = await checkRecipients(runtime.store, found, request, runtime.clock.now(), { explain: true });
+          const decision = response.results[0] as Decision;
+          const events = await loadEvidence(runtime.store, found.id, decision.evidence);
+          if (opts.json) return println(JSON.stringify({ decision, evidence: events }, null, 2));
+          println(formatExplanation(request, decision, events, response.decidedAt));
+        });
+      },
+    );
 
   try {
     await program.parseAsync([...argv]);

@@ -10,6 +10,7 @@ import { createSecretBox, type SecretBox } from './crypto/secret-box';
 import { createLogger } from './log/logger';
 import type { Clock, IdGenerator, Logger } from './ports';
 import { systemClock } from './ports';
+import { gateRoutes } from './gate/routes';
 import { InboxWriter } from './inbox/inbox';
 import { InboxWorker } from './inbox/worker';
 import { createServer, type Readiness } from './server/app';
@@ -112,7 +113,7 @@ export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void; inb
       ids: runtime.ids,
       readiness: () => checkReadiness(runtime.store),
     },
-    [shopifyWebhookRoutes(webhookDeps), hubspotWebhookRoutes(webhookDeps)],
+    [shopifyWebhookRoutes(webhookDeps), hubspotWebhookRoutes(webhookDeps), gateRoutes({ store: runtime.store, clock: runtime.clock })],
   );
 }
 

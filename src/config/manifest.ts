@@ -18,6 +18,7 @@ export interface TenantSettings {
   purposes: Array<{ id: string; label: string; hubspotSubscriptionTypeIds: string[]; categoryGroups: string[] }>;
   b2b?: { companyOnAddress: boolean; customerTags: string[]; emailDomains: string[] };
   doubleOptInCountries: string[];
+  softOptInMaxMonths?: number | null;
   objectionOrderAttribute: string | null;
   inboxRetentionDays: number;
   allowLegacyHubspotSignatures: boolean;

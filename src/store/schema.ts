@@ -161,6 +161,18 @@ export interface PurchaseTable {
 }
 
 /** What the platforms say about a person besides consent (country, business hints). Newest source time wins. */
+/** A tenant's gate API key: only its SHA-256 is stored (keys are 256-bit random, so a fast hash suffices). */
+export interface ApiKeyTable {
+  id: string;
+  tenant_id: string;
+  /** First characters of the key, to recognise it in `tenant api-key list`. */
+  prefix: string;
+  hash: string;
+  label: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
 export interface SubjectProfileTable {
   tenant_id: string;
   subject_id: string;
@@ -180,6 +192,7 @@ export interface SubjectMergeTable {
 }
 
 export interface Database {
+  api_key: ApiKeyTable;
   inbox: InboxTable;
   privacy_request: PrivacyRequestTable;
   unrouted_delivery: UnroutedDeliveryTable;

@@ -224,3 +224,9 @@ export class CachedTenantLookup implements TenantLookup {
     return tenant;
   }
 }
+
+/** Exact lookup by tenant id (gate API keys). */
+export async function findTenantById(store: Store, id: string): Promise<Tenant | undefined> {
+  const row = await repo.findTenant(store.reader, { id });
+  return row ? toTenant(row) : undefined;
+}

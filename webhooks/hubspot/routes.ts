@@ -14,7 +14,7 @@ import { AppError } from '../../src/domain/errors';
 import { type NewDelivery, type NewPrivacyRequest, type UnroutedDelivery } from '../../src/inbox/inbox';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import type { Tenant } from '../../src/tenants/tenants';
-import { isJsonContentType, parseJson, readRawBody } from '../_shared/body';
+import { isJsonContentType, parseJson, readRawBody } from '../../src/server/body';
 import { activeSecrets } from '../_shared/compare';
 import type { WebhookDeps } from '../_shared/deps';
 import { deliveryKeyOf, isHandledType, isPrivacyType, MAX_EVENTS_PER_BATCH, routedEventSchema, type RoutedEvent } from './events';

@@ -20,7 +20,7 @@ import { type AcceptBatch } from '../../src/inbox/inbox';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import { identityKnownToOtherTenant } from '../../src/subjects/subjects';
 import { normalizeShopDomain } from '../../src/tenants/tenants';
-import { isJsonContentType, parseJson, readRawBody } from '../_shared/body';
+import { isJsonContentType, parseJson, readRawBody } from '../../src/server/body';
 import { activeSecrets } from '../_shared/compare';
 import type { WebhookDeps } from '../_shared/deps';
 import { isComplianceTopic, isNormalTopic } from './topics';

@@ -224,11 +224,29 @@ const eventSubjectSeqIndex: Migration = {
   },
 };
 
+/** Gate API keys (issue 4 §8): per tenant, stored as SHA-256 only, revocable. */
+const apiKeys: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('api_key')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+      .addColumn('prefix', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull().unique())
+      .addColumn('label', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('revoked_at', 'text')
+      .execute();
+    await db.schema.createIndex('api_key_tenant_idx').on('api_key').column('tenant_id').execute();
+  },
+};
+
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0002_inbox': inbox(dialect),
     '0003_event_subject_seq': eventSubjectSeqIndex,
+    '0004_api_keys': apiKeys,
   };
 }
 

@@ -1,10 +1,10 @@
 /**
- * Raw body first (style.md §1): webhook routes read the exact bytes, with a size limit, before any parser,
+ * Raw body first (style.md §1): webhook and API routes read the exact bytes, with a size limit, before any parser,
  * because signatures are computed over those bytes. Nothing here re-serialises JSON.
  */
 import type { Context } from 'koa';
 import getRawBody from 'raw-body';
-import { AppError } from '../../src/domain/errors';
+import { AppError } from '../domain/errors';
 
 /**
  * Read the request body as bytes. A declared Content-Length over the limit is refused before reading; a body
