@@ -36,6 +36,7 @@ function validFullDocument() {
     purposes: [{ id: 'newsletter', label: 'Newsletter', hubspotSubscriptionTypeIds: ['12345'], categoryGroups: ['coffee'] }],
     b2b: { companyOnAddress: true, customerTags: ['wholesale'], emailDomains: ['example.com'] },
     doubleOptInCountries: ['DE', 'AT', 'CH'],
+    softOptInMaxMonths: 24,
     objectionOrderAttribute: 'no_marketing',
     inboxRetentionDays: 14,
     allowLegacyHubspotSignatures: false,
