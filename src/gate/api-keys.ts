@@ -8,7 +8,7 @@ import { AppError } from '../domain/errors';
 import type { Clock, IdGenerator } from '../ports';
 import type { Store } from '../store/database';
 import * as repo from '../store/gate.repository';
-import { requireTenant, type Tenant } from '../tenants/tenants';
+import { findTenantById, requireTenant, type Tenant } from '../tenants/tenants';
 
 const KEY_PREFIX = 'cbk_';
 /** `cbk_` + 43 base64url characters. */
@@ -52,13 +52,13 @@ export async function revokeApiKey(store: Store, deps: { clock: Clock }, tenantR
  * The tenant of a `Authorization: Bearer …` header, or an `unauthorized` error. The tenant must be active: an
  * uninstalled shop's keys stop working with it.
  */
-export async function authenticateApiKey(store: Store, authorization: string, findTenant: (id: string) => Promise<Tenant | undefined>): Promise<Tenant> {
+export async function authenticateApiKey(store: Store, authorization: string): Promise<Tenant> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
   if (!match) throw new AppError('unauthorized', 'send the API key as "Authorization: Bearer <key>" (create one with `consent-bridge tenant api-key create`)');
   const key = match[1]!;
   if (!KEY_SHAPE.test(key)) throw new AppError('unauthorized', 'API key is not valid');
   const row = await repo.findActiveApiKey(store.reader, digest(key));
-  const tenant = row ? await findTenant(row.tenant_id) : undefined;
+  const tenant = row ? await findTenantById(store, row.tenant_id) : undefined;
   if (!row || !tenant || tenant.status !== 'active') throw new AppError('unauthorized', 'API key is not valid');
   return tenant;
 }

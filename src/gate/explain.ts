@@ -52,7 +52,10 @@ export function formatExplanation(request: { channel: string; purpose: string; c
     'Checks:',
     ...decision.conditions.map((c) => `  ${c.passed ? '✓' : '✗'} ${c.check}: ${c.detail}`),
     events.length ? 'Evidence:' : 'Evidence: no ledger events',
-    ...events.map((e) => `  ${e.occurredAt}  ${e.kind}  ${e.channel}/${e.purpose}  source ${e.source}  event ${e.id}${describeEvidence(e.evidence) ? `  (${describeEvidence(e.evidence)})` : ''}`),
+    ...events.map((e) => {
+      const details = describeEvidence(e.evidence);
+      return `  ${e.occurredAt}  ${e.kind}  ${e.channel}/${e.purpose}  source ${e.source}  event ${e.id}${details ? `  (${details})` : ''}`;
+    }),
   ];
   return lines.join('\n');
 }

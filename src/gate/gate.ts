@@ -94,7 +94,12 @@ export async function checkRecipients(store: Store, tenant: Tenant, request: Gat
   // Subjects by identity, one query per identity kind and chunk.
   const subjectOf = new Map<string, string>();
   const byKind = new Map<IdentityKind, string[]>();
-  for (const identity of identities) if (identity) byKind.set(identity.kind, [...(byKind.get(identity.kind) ?? []), identity.value]);
+  for (const identity of identities) {
+    if (!identity) continue;
+    const values = byKind.get(identity.kind);
+    if (values) values.push(identity.value);
+    else byKind.set(identity.kind, [identity.value]);
+  }
   for (const [kind, values] of byKind) {
     for (const chunk of chunks([...new Set(values)])) {
       for (const row of await repo.subjectsByIdentity(db, tenant.id, kind, chunk)) subjectOf.set(`${kind}:${row.value}`, row.subject_id);
@@ -122,7 +127,11 @@ export async function checkRecipients(store: Store, tenant: Tenant, request: Gat
       if (!country.has(row.subject_id)) country.set(row.subject_id, { country: row.country, source: 'order_billing' });
     }
     if (b2b && b2b.emailDomains.length > 0) {
-      for (const row of await repo.identitiesOfKind(db, tenant.id, chunk, 'email')) emailsOf.set(row.subject_id, [...(emailsOf.get(row.subject_id) ?? []), row.value]);
+      for (const row of await repo.identitiesOfKind(db, tenant.id, chunk, 'email')) {
+        const emails = emailsOf.get(row.subject_id);
+        if (emails) emails.push(row.value);
+        else emailsOf.set(row.subject_id, [row.value]);
+      }
     }
   }
 

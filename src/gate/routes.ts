@@ -11,7 +11,6 @@ import { AppError } from '../domain/errors';
 import type { RouteModule } from '../server/app';
 import { isJsonContentType, parseJson, readRawBody } from '../server/body';
 import type { Store } from '../store/database';
-import { findTenantById } from '../tenants/tenants';
 import { authenticateApiKey } from './api-keys';
 import { checkRecipients, parseGateRequest } from './gate';
 
@@ -23,7 +22,7 @@ export const GATE_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 export function gateRoutes(deps: { store: Store; clock: Clock }): RouteModule {
   const router = new Router();
   router.post(GATE_CHECK_PATH, async (ctx) => {
-    const tenant = await authenticateApiKey(deps.store, ctx.get('Authorization'), (id) => findTenantById(deps.store, id));
+    const tenant = await authenticateApiKey(deps.store, ctx.get('Authorization'));
     if (!isJsonContentType(ctx)) throw new AppError('unsupported_media_type', 'send the request as application/json');
     const parsed = parseJson(await readRawBody(ctx, GATE_BODY_LIMIT_BYTES));
     if (!parsed.ok) throw new AppError('bad_request', parsed.message);

@@ -132,8 +132,11 @@ export function decide(subject: SubjectForDecision, profile: JurisdictionProfile
 
   if (!check('channel_covered', ruleChannelOf(request.channel) !== null, `channel ${request.channel}`)) return block('channel_not_covered');
   const state = subject.consent;
-  if (!check('recipient_known', state !== null, state ? 'a subject of this tenant' : 'no subject with this identity')) return block('unknown_recipient');
-  if (state === null) return block('unknown_recipient');
+  if (state === null) {
+    check('recipient_known', false, 'no subject with this identity');
+    return block('unknown_recipient');
+  }
+  check('recipient_known', true, 'a subject of this tenant');
 
   // R0 (1): suppression, objection, withdrawal.
   if (!check('not_erased', state.status !== 'erased', state.status === 'erased' ? 'personal data erased' : 'ok')) return block('erased', state.evidenceEventIds);
