@@ -18,13 +18,14 @@ export default tseslint.config(
           zones: [
             {
               target: './src',
-              from: ['./connectors', './webhooks'],
+              from: ['./connectors', './webhooks', './simulators', './sandbox'],
               except: [],
               message: 'The core (src/) must not import the edges; wire them in src/main.ts (the composition root).',
             },
             { target: './src/domain', from: ['./src/store', './src/server', './src/ledger', './src/config', './src/log'], message: 'domain/ imports nothing.' },
             { target: './connectors', from: './webhooks', message: 'connectors/ and webhooks/ are independent edges.' },
             { target: './webhooks', from: './connectors', message: 'connectors/ and webhooks/ are independent edges (use import type through src/ ports).' },
+            { target: './simulators', from: ['./src', './connectors', './webhooks', './sandbox'], message: 'Simulators behave like the platform: no app imports.' },
           ],
         },
       ],

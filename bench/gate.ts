@@ -6,12 +6,16 @@
  * Seed: BENCH_GATE_SUBJECTS (default 50,000) subjects with an email identity, a profile country and a projection
  * row (consent, soft opt-in for footwear, or withdrawn), written straight into the tables the gate reads.
  * Recipients are drawn from them plus 10% unknown addresses. SQLite file in a temporary directory.
- * Targets (issue 4): at least 200,000 decisions/s and at least 25% of the baseline. Reported, not asserted.
+ * The gate runs as in `serve`, with the in-memory cache (src/gate/cache.ts) kept current by the change feed; the
+ * cold pass (facts loaded from SQLite on first sight) is reported too. Three interleaved passes of each side,
+ * medians compared. Targets (issue 4): at least 200,000 decisions/s and at least 25% of the baseline. Reported,
+ * not asserted.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EMPTY_STATE, type ConsentState } from '../src/domain/consent';
+import { GateCache } from '../src/gate/cache';
 import { checkRecipients, parseGateRequest } from '../src/gate/gate';
 import { openStore } from '../src/store/database';
 import { migrateToLatest } from '../src/store/migrations';
@@ -62,23 +66,44 @@ async function main(): Promise<void> {
     const map = new Map<string, ConsentState>();
     for (let i = 0; i < SUBJECTS; i++) map.set(`p${i}@example.com`, stateFor(i));
     let found = 0;
-    const baseStart = performance.now();
-    for (const batch of batches) for (const r of batch) if (map.get(r.email) !== undefined) found += 1;
-    const baseSeconds = (performance.now() - baseStart) / 1000;
-    const baseRate = TOTAL / baseSeconds;
+    const baselinePass = (): number => {
+      found = 0;
+      const start = performance.now();
+      for (const batch of batches) for (const r of batch) if (map.get(r.email) !== undefined) found += 1;
+      return TOTAL / ((performance.now() - start) / 1000);
+    };
 
-    await checkRecipients(store, tenant, parseGateRequest({ channel: 'email', categories: ['footwear'], recipients: batches[0]! }), clock.now()); // warm-up
+    // As in `serve`: facts from the in-memory gate cache, brought up to date by the change feed before each batch.
+    const facts = new GateCache();
+    const check = (batch: Array<{ email: string }>) =>
+      checkRecipients(store, tenant, parseGateRequest({ channel: 'email', categories: ['footwear'], recipients: batch }), clock.now(), { facts });
+    // Cold pass: every subject's facts are loaded from SQLite into the cache on first sight (reported, not the target).
+    const coldStart = performance.now();
+    for (const batch of batches.slice(0, 10)) await check(batch);
+    const coldRate = (10 * BATCH) / ((performance.now() - coldStart) / 1000);
+    for (const batch of batches) await check(batch); // warm-up: the rest of the cache and the JIT
     let allowed = 0;
-    const gateStart = performance.now();
-    for (const batch of batches) {
-      const request = parseGateRequest({ channel: 'email', categories: ['footwear'], recipients: batch });
-      const response = await checkRecipients(store, tenant, request, clock.now());
-      for (const r of response.results) if (r.allowed) allowed += 1;
+    const gatePass = async (): Promise<number> => {
+      allowed = 0;
+      const start = performance.now();
+      for (const batch of batches) for (const r of (await check(batch)).results) if (r.allowed) allowed += 1;
+      return TOTAL / ((performance.now() - start) / 1000);
+    };
+
+    // Three passes of each, interleaved; medians reported (this machine's figures vary by ±30% run to run).
+    const baseRates: number[] = [];
+    const gateRates: number[] = [];
+    for (let pass = 0; pass < 3; pass++) {
+      baseRates.push(baselinePass());
+      gateRates.push(await gatePass());
     }
-    const gateSeconds = (performance.now() - gateStart) / 1000;
-    const gateRate = TOTAL / gateSeconds;
-    console.log(`baseline (Map lookup):   ${Math.round(baseRate).toLocaleString('en').padStart(12)} lookups/s   (${found.toLocaleString('en')} found)`);
-    console.log(`gate (checkRecipients):  ${Math.round(gateRate).toLocaleString('en').padStart(12)} decisions/s (${allowed.toLocaleString('en')} allowed of ${TOTAL.toLocaleString('en')}; ${gateSeconds.toFixed(2)} s)`);
+    const median = (values: number[]): number => [...values].sort((a, b) => a - b)[1]!;
+    const baseRate = median(baseRates);
+    const gateRate = median(gateRates);
+    const fmt = (rate: number): string => Math.round(rate).toLocaleString('en').padStart(12);
+    console.log(`baseline (Map lookup):   ${fmt(baseRate)} lookups/s   (median of ${baseRates.map((r) => Math.round(r / 1000)).join(', ')} k; ${found.toLocaleString('en')} found)`);
+    console.log(`gate (checkRecipients):  ${fmt(gateRate)} decisions/s (median of ${gateRates.map((r) => Math.round(r / 1000)).join(', ')} k; ${allowed.toLocaleString('en')} allowed of ${TOTAL.toLocaleString('en')})`);
+    console.log(`gate, cold cache:        ${fmt(coldRate)} decisions/s (first ${(10 * BATCH).toLocaleString('en')} recipients, facts loaded from SQLite on first sight)`);
     const share = gateRate / baseRate;
     console.log(
       `target ≥ 200,000 decisions/s: ${gateRate >= 200_000 ? 'met' : 'NOT met'}; share of baseline ${(share * 100).toFixed(2)}% (target ≥ 25%: ${share >= 0.25 ? 'met' : 'NOT met'})`,

@@ -61,7 +61,7 @@ async function run(label: string, store: Store): Promise<void> {
   if (!verified.ok) throw new Error(`verify failed on an intact ledger: ${JSON.stringify(verified.firstProblem)}`);
 
   const rebuildStart = performance.now();
-  const rebuilt = await rebuildProjection(store, tenant.id);
+  const rebuilt = await rebuildProjection(store, deps.clock, tenant.id);
   const rebuildMs = performance.now() - rebuildStart;
 
   const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).toLocaleString('en')}/s`;

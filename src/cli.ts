@@ -9,15 +9,19 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, describeConfig, loadConfig, type AppConfig } from './config/config';
 import { readEnvironment } from './config/env';
+import { expireDue } from './consent/expiry';
 import { AppError } from './domain/errors';
 import { createApiKey, listApiKeys, revokeApiKey } from './gate/api-keys';
-import { formatExplanation, loadEvidence } from './gate/explain';
-import { checkRecipients, parseGateRequest } from './gate/gate';
+import { formatExplanation, loadEvidence, loadOrderOutcomes } from './gate/explain';
+import { checkRecipients, identityOf, parseGateRequest } from './gate/gate';
 import { rebuildProjection, verifyLedger } from './ledger/ledger';
 import type { Decision } from './rules/decide';
 import { createLogger, silentLogger } from './log/logger';
 import { inboxStats, listDeadDeliveries, pruneProcessedDeliveries, retryDeadDeliveries } from './inbox/inbox';
-import { createRuntime, createWorker, startServer, type Runtime } from './main';
+import { listDeadOutbox, outboxStats, retryDeadOutbox } from './outbox/outbox';
+import { createRuntime, backfillDeps, backgroundJobs, createOutboxDispatcher, createPlatformPorts, createWorker, startServer, type Runtime } from './main';
+import { backfillProgress, runBackfill, type BackfillProgress, type BackfillResult } from './sync/backfill';
+import { provisioningOf } from './sync/provision';
 import { migrateToLatest } from './store/migrations';
 import { tenantIdsWithEvents } from './store/ledger.repository';
 import { addTenant, listTenants, requireTenant, setTenantSettings, type PlatformCredentials, type Tenant } from './tenants/tenants';
@@ -70,6 +74,10 @@ function readJsonFile(path: string): unknown {
   } catch (err) {
     throw new AppError('bad_request', `${path} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+async function backfillProgressOf(runtime: Runtime, tenantId: string): Promise<BackfillProgress | undefined> {
+  return (await backfillProgress(runtime.store)).find((p) => p.tenant === tenantId);
 }
 
 /** One tenant (by id, shop domain or portal id), or every tenant that has a ledger. */
@@ -129,21 +137,27 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
 
   program
     .command('worker')
-    .description('run the inbox worker alone (serve runs one too unless RUN_WORKER=false); several may run on PostgreSQL')
-    .option('--once', 'process every due delivery, then exit')
+    .description('run the inbox worker, its jobs and the outbox dispatcher alone (serve runs them too unless RUN_WORKER=false); several may run on PostgreSQL')
+    .option('--once', 'process every due delivery, run the jobs once, dispatch every due outbox write, then exit')
     .action(async (opts: { once?: boolean }) => {
       const cfg = config();
       const runtime = createRuntime(cfg, { logger: createLogger({ level: cfg.logLevel }) });
       try {
         await migrateToLatest(runtime.store);
-        const worker = createWorker(runtime);
+        const ports = createPlatformPorts(runtime);
+        const jobs = backgroundJobs(runtime, ports.catalog, ports);
+        const worker = createWorker(runtime, { jobs });
+        const outbox = createOutboxDispatcher(runtime, ports);
         if (opts.once) {
           const handled = await worker.drain();
-          println(`processed ${handled} deliver${handled === 1 ? 'y' : 'ies'}`);
+          for (const job of jobs) await job.run();
+          const written = await outbox.drain();
+          println(`processed ${handled} deliver${handled === 1 ? 'y' : 'ies'}; dispatched ${written} outbox write${written === 1 ? '' : 's'}`);
           return;
         }
         out(`consent-bridge worker running on ${runtime.store.description}\n`);
         worker.start();
+        outbox.start();
         await new Promise<void>((resolve) => {
           if (io.handleSignals === false) return resolve();
           const onSignal = (): void => {
@@ -155,6 +169,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           process.on('SIGINT', onSignal);
         });
         await worker.stop();
+        await outbox.stop();
       } finally {
         await runtime.close();
       }
@@ -203,8 +218,69 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
       await withRuntime(async (runtime) => {
         const tenantIds = await tenantIdsFor(runtime, opts.tenant);
         for (const tenantId of tenantIds) {
-          const result = await rebuildProjection(runtime.store, tenantId);
+          const result = await rebuildProjection(runtime.store, runtime.clock, tenantId);
           println(`tenant ${tenantId}: ${result.rows} projection rows rebuilt, ${result.differences} differed from the incremental projection`);
+        }
+      });
+    });
+
+  program
+    .command('expire')
+    .description('append the soft opt-in and consent expiries that are due as ledger events (idempotent)')
+    .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id (default: every active tenant)')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(async (opts: { tenant?: string; json?: boolean }) => {
+      await withRuntime(async (runtime) => {
+        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
+        const result = await expireDue(runtime.store, runtime, tenantId !== undefined ? { tenantId } : {});
+        if (opts.json) return println(JSON.stringify(result, null, 2));
+        println(
+          `expired ${result.softOptInExpired} soft opt-in window(s) and ${result.consentExpired} consent(s) in ${result.tenants} tenant(s); ${result.scanned} projection row(s) scanned`,
+        );
+      });
+    });
+
+  program
+    .command('backfill')
+    .description(
+      "record every Shopify customer's identities and email/SMS consent, then their HubSpot subscription statuses, in the ledger (resumes where it stopped; the worker runs it once by itself for a new tenant)",
+    )
+    .requiredOption('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .option('--restart', 'start again from the first customer (what is already recorded appends nothing)')
+    .action(async (opts: { tenant: string; restart?: boolean }) => {
+      await withRuntime(async (runtime) => {
+        const found = await requireTenant(runtime.store, opts.tenant);
+        if (found.status !== 'active') throw new AppError('conflict', `tenant ${found.shopDomain} is uninstalled: nothing to backfill`);
+        const count = (n: number): string => n.toLocaleString('en-US');
+        const line = (p: BackfillProgress): string => `${count(p.customers)} customers, ${count(p.hubspotStatuses)} HubSpot statuses`;
+        const ports = createPlatformPorts(runtime);
+        // On a terminal one line updates in place (with the rate); otherwise (logs, tests) a line per step.
+        const live = io.stderr === undefined && process.stderr.isTTY === true;
+        const started = performance.now();
+        const progress = (p: BackfillProgress): void => {
+          const rate = p.customers / Math.max(0.001, (performance.now() - started) / 1000);
+          if (live) err(`\rbackfill: ${line(p)} (${count(Math.round(rate))} customers/s)   `);
+          else err(`backfill: ${line(p)}\n`);
+        };
+        let result: BackfillResult;
+        try {
+          result = await runBackfill(backfillDeps(runtime, ports), found, {
+            takeOver: true,
+            ...(opts.restart ? { restart: true } : {}),
+            onProgress: progress,
+          });
+        } catch (error) {
+          const saved = await backfillProgressOf(runtime, found.id);
+          throw new AppError('internal', `backfill of ${found.shopDomain} stopped${saved ? ` after ${line(saved)}` : ''}: ${error instanceof Error ? error.message : String(error)}; run it again to resume`);
+        }
+        if (live) err('\n');
+        switch (result.outcome) {
+          case 'finished':
+            return println(`backfill of ${found.shopDomain} finished: ${line(result.progress!)} in ${count(result.progress!.pages)} page(s)`);
+          case 'already_finished':
+            return println(`backfill of ${found.shopDomain} already finished at ${result.progress!.finishedAt} (${line(result.progress!)}); --restart runs it again`);
+          default:
+            throw new AppError('conflict', `another process is running the backfill of ${found.shopDomain}${result.progress ? ` (last progress ${result.progress.updatedAt})` : ''}; try again later`);
         }
       });
     });
@@ -264,6 +340,54 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
       });
     });
 
+  const outbox = program.command('outbox').description('writes owed to HubSpot and Shopify: waiting, delivered and dead-lettered');
+  outbox
+    .command('stats')
+    .description('outbox rows per tenant, platform, operation and status, with the oldest and the next attempt')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(async (opts: { json?: boolean }) => {
+      await withRuntime(async (runtime) => {
+        const stats = await outboxStats(runtime.store);
+        if (opts.json) return println(JSON.stringify(stats, null, 2));
+        if (stats.byTenant.length === 0) return println('outbox: empty');
+        for (const row of stats.byTenant) {
+          const next = row.status === 'pending' ? `  next ${row.nextRunAt ?? '-'}${row.claimed > 0 ? `  claimed ${row.claimed}` : ''}` : '';
+          println(`tenant ${row.tenantId}  ${`${row.platform}/${row.operation}`.padEnd(28)} ${row.status.padEnd(8)} ${String(row.count).padStart(8)}  oldest ${row.oldestCreatedAt ?? '-'}${next}`);
+        }
+      });
+    });
+  outbox
+    .command('dlq')
+    .description('list dead-lettered outbox writes with their last error')
+    .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .option('--limit <n>', 'at most this many', '100')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(async (opts: { tenant?: string; limit: string; json?: boolean }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new AppError('bad_request', '--limit must be a whole number from 1 to 10000');
+      await withRuntime(async (runtime) => {
+        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
+        const dead = await listDeadOutbox(runtime.store, { ...(tenantId ? { tenantId } : {}), limit });
+        if (opts.json) return println(JSON.stringify(dead, null, 2));
+        if (dead.length === 0) return println('no dead-lettered outbox writes');
+        for (const d of dead) println(`${d.id}  ${d.platform}/${d.operation}  key ${d.idempotencyKey}  attempts ${d.attempts}  dead since ${d.updatedAt}\n    ${d.lastError ?? ''}`);
+      });
+    });
+  outbox
+    .command('retry [ids...]')
+    .description('re-queue dead-lettered outbox writes with fresh attempts: the given ids, or all of them (of one tenant with --tenant)')
+    .option('--tenant <ref>', 'tenant id, shop domain or HubSpot portal id')
+    .option('--all', 'every dead-lettered write (required when no ids are given)')
+    .action(async (ids: string[], opts: { tenant?: string; all?: boolean }) => {
+      if (ids.length === 0 && !opts.all) throw new AppError('bad_request', 'give outbox ids, or --all');
+      if (ids.length > 0 && opts.all) throw new AppError('bad_request', 'give outbox ids or --all, not both');
+      await withRuntime(async (runtime) => {
+        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
+        const requeued = await retryDeadOutbox(runtime.store, ids.length > 0 ? ids : 'all', { ...(tenantId ? { tenantId } : {}), clock: runtime.clock });
+        println(`re-queued ${requeued} outbox write${requeued === 1 ? '' : 's'}`);
+      });
+    });
+
   const tenant = program.command('tenant').description('link shops to HubSpot portals and manage their settings');
   tenant
     .command('add')
@@ -308,7 +432,9 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .action(async (ref: string) => {
       await withRuntime(async (runtime) => {
         const found = await requireTenant(runtime.store, ref);
-        println(JSON.stringify({ ...tenantSummary(found), settings: found.settings }, null, 2));
+        // What HubSpot provisioning found: the subscription type ids the `purposes` setting maps to.
+        const hubspot = (await provisioningOf(runtime.store, found.id)) ?? null;
+        println(JSON.stringify({ ...tenantSummary(found), settings: found.settings, hubspotProvisioning: hubspot }, null, 2));
       });
     });
   const settings = tenant.command('settings').description("read or replace a tenant's settings");
@@ -410,8 +536,9 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           const response = await checkRecipients(runtime.store, found, request, runtime.clock.now(), { explain: true });
           const decision = response.results[0] as Decision;
           const events = await loadEvidence(runtime.store, found.id, decision.evidence);
-          if (opts.json) return println(JSON.stringify({ decision, evidence: events }, null, 2));
-          println(formatExplanation(request, decision, events, response.decidedAt));
+          const orders = await loadOrderOutcomes(runtime.store, found.id, identityOf(request.recipients[0]!), request.channel);
+          if (opts.json) return println(JSON.stringify({ decision, evidence: events, orders }, null, 2));
+          println(formatExplanation(request, decision, events, response.decidedAt, orders));
         });
       },
     );

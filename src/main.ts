@@ -10,14 +10,41 @@ import { createSecretBox, type SecretBox } from './crypto/secret-box';
 import { createLogger } from './log/logger';
 import type { Clock, IdGenerator, Logger } from './ports';
 import { systemClock } from './ports';
+import { GateCache } from './gate/cache';
+import { gateObjectionRoutes } from './gate/objection';
 import { gateRoutes } from './gate/routes';
 import { InboxWriter } from './inbox/inbox';
-import { InboxWorker } from './inbox/worker';
+import { InboxWorker, type BackgroundJob } from './inbox/worker';
+import { CachedProductCatalog } from './catalog/cached-catalog';
+import type { ProductCatalog } from './catalog/catalog';
+import { AppError } from './domain/errors';
+import { OutboxDispatcher, type DispatcherOptions } from './outbox/dispatcher';
+import type { Metrics, PlatformCallHook } from './metrics/metrics';
+import { PrometheusMetrics, type BackfillProgressSource } from './metrics/prometheus';
+import { metricsRoutes } from './metrics/routes';
+import { syncHandlers } from './sync/handlers';
+import { PlatformCallError, type HubspotPort, type ShopifyConsentPort } from './sync/ports';
+import { DatabaseRateLimiter, MemoryRateLimiter } from './sync/rate-limit';
+import { RefreshingAccessTokens } from './sync/tokens';
+import { HubspotConnector } from '../connectors/hubspot/connector';
+import { refreshHubspotToken } from '../connectors/hubspot/oauth';
+import { customerIdRangeQuery, ShopifyConsentConnector } from '../connectors/shopify/consent';
+import { refreshShopifyToken } from '../connectors/shopify/token';
+import { runSoftOptInEvaluations } from './soft-opt-in/runner';
+import { expiryJob } from './consent/expiry';
+import { backfillJob, backfillProgress, type BackfillDeps } from './sync/backfill';
+import { provisionJob } from './sync/provision';
+import { reconcileJob } from './sync/reconcile';
+import type { Tenant } from './tenants/tenants';
+import { createShopifyAdminApi } from '../connectors/shopify/admin-api';
+import { ShopifyProductCatalog } from '../connectors/shopify/catalog';
 import { createServer, type Readiness } from './server/app';
 import { openStore, pingStore, type Store } from './store/database';
 import { migrateToLatest, pendingMigrations } from './store/migrations';
 import { CachedTenantLookup } from './tenants/tenants';
 import { mapHubspotDelivery } from '../webhooks/hubspot/map';
+import { hubspotActionRoutes } from '../webhooks/hubspot/actions';
+import { hubspotRecordActionRoutes } from '../webhooks/hubspot/record-action';
 import { hubspotWebhookRoutes } from '../webhooks/hubspot/routes';
 import { mapShopifyDelivery } from '../webhooks/shopify/map';
 import { shopifyWebhookRoutes } from '../webhooks/shopify/routes';
@@ -77,7 +104,152 @@ export async function checkReadiness(store: Store): Promise<Readiness> {
  * The inbox worker with the platform mappers (webhooks/<platform>/map.ts). `inProcessWith`: the `serve`
  * process's inbox writer; the worker then works in 10 ms slices and lets waiting webhook requests go first.
  */
-export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: InboxWriter } = {}): InboxWorker {
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A platform not configured: its writes wait (retried every 15 min) instead of dying, and say what is missing. */
+function notConfigured(platform: 'shopify' | 'hubspot', missing: readonly string[]): never {
+  throw new PlatformCallError(platform, `${platform} is not configured: set ${missing.join(', ')}`, { retryable: true, retryAfterMs: 15 * 60_000, kind: 'auth' });
+}
+
+export interface PlatformPorts {
+  readonly hubspot: HubspotPort;
+  readonly shopify: ShopifyConsentPort;
+  readonly catalog: ProductCatalog;
+}
+
+/**
+ * Connector settings that have no environment variable (sandboxes and benchmarks set them; `serve` keeps the
+ * defaults). `timeoutMs`: per HubSpot request, API and OAuth (default 15 s). `batchScopes`: whether the portals granted
+ * the v4 batch subscription scopes (Marketing Hub Enterprise), so unsubscribes, fresh re-subscribes and status reads
+ * go 100 at a time (default: detected from each tenant's token).
+ */
+export interface HubspotTuning {
+  readonly timeoutMs?: number;
+  readonly batchScopes?: boolean;
+}
+
+/**
+ * The platform connectors with their shared pieces: stored tokens refreshed before expiry, and one rate limiter
+ * per process (database-backed on PostgreSQL, so every worker shares each portal's budget). Without a platform's
+ * credentials or ENCRYPTION_KEY (no stored tokens) its calls fail as retryable `not configured`, so writes wait and
+ * paid orders are not evaluated without knowing what was bought.
+ */
+export function createPlatformPorts(runtime: Runtime, options: { onCall?: PlatformCallHook; hubspot?: HubspotTuning } = {}): PlatformPorts {
+  const { config, secretBox, store, clock, logger } = runtime;
+  const onCall = options.onCall ? { onCall: options.onCall } : {};
+  const hubspotTimeout = options.hubspot?.timeoutMs !== undefined ? { timeoutMs: options.hubspot.timeoutMs } : {};
+  const shopifyMissing = [config.shopify.apiKey === null && 'SHOPIFY_API_KEY', config.shopify.apiSecret === null && 'SHOPIFY_API_SECRET', secretBox === null && 'ENCRYPTION_KEY'].filter(
+    (m): m is string => m !== false,
+  );
+  const hubspotMissing = [config.hubspot.clientId === null && 'HUBSPOT_CLIENT_ID', config.hubspot.clientSecret === null && 'HUBSPOT_CLIENT_SECRET', secretBox === null && 'ENCRYPTION_KEY'].filter(
+    (m): m is string => m !== false,
+  );
+  const shopifyBaseUrl = config.shopify.apiBaseUrl ?? undefined;
+  const hubspotBaseUrl = config.hubspot.apiBaseUrl ?? undefined;
+  const limiter =
+    store.dialect === 'postgres'
+      ? new DatabaseRateLimiter({ store, epochMs: () => Date.now(), nowMs: () => performance.now(), sleep })
+      : new MemoryRateLimiter({ nowMs: () => performance.now(), sleep });
+  const tokens =
+    secretBox === null
+      ? null
+      : new RefreshingAccessTokens({
+          store,
+          secretBox,
+          clock,
+          logger: logger.child({ component: 'access-tokens' }),
+          refreshers: {
+            ...(config.shopify.apiKey !== null && config.shopify.apiSecret !== null
+              ? { shopify: (refreshToken: string, tenant: Tenant) => refreshShopifyToken({ apiKey: config.shopify.apiKey!, apiSecretKey: config.shopify.apiSecret!, clock, ...(shopifyBaseUrl ? { baseUrl: shopifyBaseUrl } : {}) }, tenant.shopDomain, refreshToken) }
+              : {}),
+            ...(config.hubspot.clientId !== null && config.hubspot.clientSecret !== null
+              ? { hubspot: (refreshToken: string) => refreshHubspotToken({ clientId: config.hubspot.clientId!, clientSecret: config.hubspot.clientSecret!, clock, ...(hubspotBaseUrl ? { baseUrl: hubspotBaseUrl } : {}), ...hubspotTimeout }, refreshToken) }
+              : {}),
+          },
+        });
+
+  let shopify: ShopifyConsentPort;
+  let catalog: ProductCatalog;
+  if (shopifyMissing.length > 0 || tokens === null) {
+    shopify = { updateConsent: async () => notConfigured('shopify', shopifyMissing), customersPage: async () => notConfigured('shopify', shopifyMissing) };
+    catalog = { products: () => Promise.reject(new AppError('feature_disabled', `product catalog needs ${shopifyMissing.join(', ')}`)) };
+  } else {
+    const api = createShopifyAdminApi({ apiKey: config.shopify.apiKey!, apiSecretKey: config.shopify.apiSecret!, appUrl: config.appUrl, logger });
+    const routing = shopifyBaseUrl ? { baseUrl: shopifyBaseUrl } : {};
+    shopify = new ShopifyConsentConnector({ shopify: api, tokens, logger: logger.child({ component: 'shopify-consent' }), ...routing, ...onCall });
+    const tokenFor = async (tenant: Tenant): Promise<string | null> => (tenant.status === 'active' ? tokens.accessToken(tenant, 'shopify') : null);
+    catalog = new CachedProductCatalog({ store, clock, inner: new ShopifyProductCatalog({ shopify: api, tokenFor, logger: logger.child({ component: 'product-catalog' }), ...routing, ...onCall }) });
+  }
+  const hubspot: HubspotPort =
+    hubspotMissing.length > 0 || tokens === null
+      ? {
+          provision: async () => notConfigured('hubspot', hubspotMissing),
+          upsertContactProperties: async () => notConfigured('hubspot', hubspotMissing),
+          setSubscriptions: async () => notConfigured('hubspot', hubspotMissing),
+          setListMembership: async () => notConfigured('hubspot', hubspotMissing),
+          contactIdsByEmail: async () => notConfigured('hubspot', hubspotMissing),
+          contactsModifiedSince: async () => notConfigured('hubspot', hubspotMissing),
+          subscriptionStatuses: async () => notConfigured('hubspot', hubspotMissing),
+        }
+      : new HubspotConnector(
+          { tokens, limiter, logger: logger.child({ component: 'hubspot' }), clock, ...(hubspotBaseUrl ? { baseUrl: hubspotBaseUrl } : {}), ...hubspotTimeout, ...onCall },
+          { batchScopes: options.hubspot?.batchScopes ?? 'detect' },
+        );
+  return { hubspot, shopify, catalog };
+}
+
+/**
+ * Rows the sync's dispatcher claims per step. Large enough that a burst of changes is sent in full platform
+ * batches (N changes → ceil(N / 100) HubSpot calls per operation while N fits in one claim), small enough that a
+ * step finishes well within the lease (renewed between chunks anyway).
+ */
+export const SYNC_CLAIM_SIZE = 1000;
+
+/** Dispatcher settings that have no environment variable (a sandbox or benchmark shortens the backoff). */
+export type OutboxTuning = Partial<Pick<DispatcherOptions, 'backoffBaseMs' | 'backoffCapMs'>>;
+
+/** The outbox dispatcher with the sync's handlers (inside `serve`, or `consent-bridge worker`). */
+export function createOutboxDispatcher(runtime: Runtime, ports: PlatformPorts, options: { random?: () => number; metrics?: Metrics; tuning?: OutboxTuning } = {}): OutboxDispatcher {
+  const logger = runtime.logger.child({ component: 'outbox' });
+  return new OutboxDispatcher(
+    {
+      store: runtime.store,
+      clock: runtime.clock,
+      logger,
+      handlers: syncHandlers({ store: runtime.store, clock: runtime.clock, logger, hubspot: ports.hubspot, shopify: ports.shopify }),
+      ...(options.random ? { random: options.random } : {}),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+    },
+    { maxAttempts: runtime.config.outbox.maxAttempts, batchSize: SYNC_CLAIM_SIZE, ...options.tuning },
+  );
+}
+
+/** What the backfill needs (the job below and `consent-bridge backfill`): ports, and Shopify's id-range query. */
+export function backfillDeps(runtime: Runtime, platforms: Pick<PlatformPorts, 'hubspot' | 'shopify'>): BackfillDeps {
+  const { store, clock, ids, logger } = runtime;
+  return { store, clock, ids, logger, hubspot: platforms.hubspot, shopify: platforms.shopify, rangeQuery: customerIdRangeQuery };
+}
+
+/**
+ * Jobs of the worker loop: soft opt-in evaluation of paid orders (every second), expiry of soft opt-ins and
+ * consents (every 15 min); with the platform ports also the HubSpot reconciliation poll (each tenant every
+ * `reconciliationIntervalMinutes`) and the backfill of tenants never backfilled (both in short slices).
+ */
+export function backgroundJobs(runtime: Runtime, catalog: ProductCatalog, platforms?: Pick<PlatformPorts, 'hubspot' | 'shopify'>): BackgroundJob[] {
+  const deps = { store: runtime.store, clock: runtime.clock, ids: runtime.ids, catalog, logger: runtime.logger.child({ component: 'soft-opt-in' }) };
+  const jobs: BackgroundJob[] = [{ name: 'soft-opt-in', intervalMs: 1000, run: async () => (await runSoftOptInEvaluations(deps)).evaluated }, expiryJob(runtime.store, runtime)];
+  if (platforms !== undefined) {
+    const { store, clock, ids, logger } = runtime;
+    jobs.push(
+      provisionJob({ store, clock, logger: logger.child({ component: 'provision' }), hubspot: platforms.hubspot }),
+      reconcileJob({ store, clock, ids, logger, hubspot: platforms.hubspot }),
+      backfillJob(backfillDeps(runtime, platforms)),
+    );
+  }
+  return jobs;
+}
+
+export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: InboxWriter; jobs?: readonly BackgroundJob[] } = {}): InboxWorker {
   const writer = options.inProcessWith;
   return new InboxWorker(
     {
@@ -89,13 +261,26 @@ export function createWorker(runtime: Runtime, options: { random?: () => number;
       logger: runtime.logger.child({ component: 'inbox-worker' }),
       ...(options.random ? { random: options.random } : {}),
       ...(writer ? { requestsWaiting: () => writer.busy } : {}),
+      ...(options.jobs ? { jobs: options.jobs } : {}),
     },
     { maxAttempts: runtime.config.worker.maxAttempts, ...(writer ? { sliceMs: 10 } : {}) },
   );
 }
 
-/** The HTTP app with every route module of the features built so far. */
-export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void; inbox?: InboxWriter } = {}) {
+/**
+ * The app's metrics (GET /metrics): its own prom-client registry, queue depths read from the runtime's store at
+ * scrape time. `defaultMetrics: false` leaves out the process metrics (see PrometheusMetricsOptions).
+ */
+export function createMetrics(runtime: Runtime, options: { defaultMetrics?: boolean; progressSource?: BackfillProgressSource } = {}): PrometheusMetrics {
+  return new PrometheusMetrics({ store: runtime.store, logger: runtime.logger.child({ component: 'metrics' }), ...options });
+}
+
+/**
+ * The HTTP app with every route module of the features built so far. `metrics`: what `serve` counts and shows
+ * at GET /metrics; without it the app gets its own registry without process metrics (tests build many apps).
+ */
+export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void; inbox?: InboxWriter; metrics?: PrometheusMetrics } = {}) {
+  const metrics = hooks.metrics ?? createMetrics(runtime, { defaultMetrics: false });
   const webhookDeps = {
     config: runtime.config,
     store: runtime.store,
@@ -105,7 +290,9 @@ export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void; inb
     tenants: new CachedTenantLookup(runtime.store, { ttlMs: runtime.config.tenantCacheMs, nowMs: () => performance.now() }),
     inbox: hooks.inbox ?? new InboxWriter(runtime.store, runtime),
     ...(hooks.onAccepted ? { onAccepted: hooks.onAccepted } : {}),
+    metrics,
   };
+  const gateFacts = runtime.config.gateCacheMaxSubjects > 0 ? new GateCache({ maxSubjects: runtime.config.gateCacheMaxSubjects }) : undefined;
   return createServer(
     {
       config: runtime.config,
@@ -113,7 +300,15 @@ export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void; inb
       ids: runtime.ids,
       readiness: () => checkReadiness(runtime.store),
     },
-    [shopifyWebhookRoutes(webhookDeps), hubspotWebhookRoutes(webhookDeps), gateRoutes({ store: runtime.store, clock: runtime.clock })],
+    [
+      shopifyWebhookRoutes(webhookDeps),
+      hubspotWebhookRoutes(webhookDeps),
+      hubspotActionRoutes(webhookDeps),
+      hubspotRecordActionRoutes(webhookDeps),
+      gateRoutes({ store: runtime.store, clock: runtime.clock, metrics, ...(gateFacts ? { facts: gateFacts } : {}) }),
+      gateObjectionRoutes({ store: runtime.store, clock: runtime.clock, ids: runtime.ids }),
+      metricsRoutes({ metrics, token: runtime.config.metricsToken }),
+    ],
   );
 }
 
@@ -124,7 +319,11 @@ export interface RunningServer {
   stop(reason?: string): Promise<void>;
 }
 
-export async function startServer(runtime: Runtime, options: { migrate?: boolean } = {}): Promise<RunningServer> {
+/**
+ * `hubspot` and `outbox`: settings without an environment variable, for sandboxes and benchmarks (defaults as in
+ * `serve`).
+ */
+export async function startServer(runtime: Runtime, options: { migrate?: boolean; hubspot?: HubspotTuning; outbox?: OutboxTuning } = {}): Promise<RunningServer> {
   const { config, logger } = runtime;
   if (options.migrate !== false) {
     const result = await migrateToLatest(runtime.store);
@@ -133,8 +332,11 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   }
   // The worker runs inside `serve` unless RUN_WORKER=false (then `consent-bridge worker` runs apart).
   const inbox = new InboxWriter(runtime.store, runtime);
-  const worker = config.worker.inProcess ? createWorker(runtime, { inProcessWith: inbox }) : null;
-  const app = buildApp(runtime, { inbox, ...(worker ? { onAccepted: () => worker.notify() } : {}) });
+  const metrics = createMetrics(runtime, { progressSource: () => backfillProgress(runtime.store) });
+  const ports = createPlatformPorts(runtime, { onCall: (platform, outcome) => metrics.platformCall(platform, outcome), ...(options.hubspot ? { hubspot: options.hubspot } : {}) });
+  const worker = config.worker.inProcess ? createWorker(runtime, { inProcessWith: inbox, jobs: backgroundJobs(runtime, ports.catalog, ports) }) : null;
+  const outbox = config.worker.inProcess ? createOutboxDispatcher(runtime, ports, { metrics, ...(options.outbox ? { tuning: options.outbox } : {}) }) : null;
+  const app = buildApp(runtime, { inbox, metrics, ...(worker ? { onAccepted: () => worker.notify() } : {}) });
   const server = http.createServer(app.callback());
   // Keep-alive sockets would hold `close()` open; idle ones are closed on shutdown, busy ones finish first.
   await new Promise<void>((resolve, reject) => {
@@ -145,6 +347,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   logger.info({ url, features: describeConfig(config), worker: worker ? 'in-process' : 'off (RUN_WORKER=false)' }, 'consent-bridge listening');
   worker?.start();
+  outbox?.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = 'stop'): Promise<void> => {
@@ -165,6 +368,8 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
       clearTimeout(timer);
       // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
       await worker?.stop();
+      // After the worker: it enqueues. The chunk in flight finishes and is recorded; the rest stay due.
+      await outbox?.stop();
       await runtime.close();
       logger.info({}, 'stopped');
     })();

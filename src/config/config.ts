@@ -38,12 +38,16 @@ export interface AppConfig {
     readonly apiKey: string | null;
     readonly apiSecret: string | null;
     readonly apiSecretPrevious: string | null;
+    /** Base URL every Shopify Admin API call goes to instead of `https://<shop>` (simulators, staging); null = the real platform. */
+    readonly apiBaseUrl: string | null;
   };
   readonly hubspot: {
     readonly clientId: string | null;
     readonly clientSecret: string | null;
     readonly clientSecretPrevious: string | null;
     readonly appId: string | null;
+    /** Base URL every HubSpot API call goes to instead of `https://api.hubapi.com`; null = the real platform. */
+    readonly apiBaseUrl: string | null;
   };
   /** 32-byte key for AES-256-GCM encryption of stored platform tokens; null = token storage off. */
   readonly encryptionKey: Buffer | null;
@@ -57,12 +61,24 @@ export interface AppConfig {
    * process (uninstall, settings) reaches the routes within this time.
    */
   readonly tenantCacheMs: number;
+  /**
+   * Most subjects the send gate keeps in memory across tenants (src/gate/cache.ts). Default 500,000 (about
+   * 1 KB each); 0 = no cache, every gate request reads the database. The cache is exact, not time-based: every
+   * batch first applies the changes committed since the last one.
+   */
+  readonly gateCacheMaxSubjects: number;
+  readonly outbox: {
+    /** Attempts before a platform write is dead-lettered (default 15: backoff 5 s doubling, capped at 1 h, about 5 h in all). */
+    readonly maxAttempts: number;
+  };
   readonly worker: {
     /** Run the inbox worker inside `serve` (default true); false when `consent-bridge worker` runs apart. */
     readonly inProcess: boolean;
     /** Attempts before a delivery is dead-lettered (default 8). */
     readonly maxAttempts: number;
   };
+  /** Bearer token `GET /metrics` requires; null = open on the app port (the default). */
+  readonly metricsToken: string | null;
   readonly features: Readonly<Record<Feature, FeatureStatus>>;
 }
 
@@ -99,6 +115,9 @@ const envSchema = z.object({
   DATABASE_URL: optionalText,
   LOG_LEVEL: optionalText.pipe(z.enum(LOG_LEVELS).nullable()),
   APP_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).nullable()),
+  SHOPIFY_API_BASE_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).nullable()),
+  HUBSPOT_API_BASE_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).nullable()),
+  OUTBOX_MAX_ATTEMPTS: wholeNumber(1, 100),
   SHOPIFY_API_KEY: optionalText,
   SHOPIFY_API_SECRET: optionalText,
   SHOPIFY_API_SECRET_PREVIOUS: optionalText,
@@ -110,8 +129,10 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: wholeNumber(0, 600_000),
   WEBHOOK_BODY_LIMIT_BYTES: wholeNumber(1024, 50 * 1024 * 1024),
   TENANT_CACHE_MS: wholeNumber(0, 600_000),
+  GATE_CACHE_MAX_SUBJECTS: wholeNumber(0, 50_000_000),
   RUN_WORKER: optionalText.pipe(z.enum(['true', 'false']).nullable()),
   INBOX_MAX_ATTEMPTS: wholeNumber(1, 100),
+  METRICS_TOKEN: optionalText,
 });
 
 /** Every variable the app reads; documented in the README "Configuration" table. */
@@ -204,18 +225,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     database,
     logLevel: raw.LOG_LEVEL ?? 'info',
     appUrl,
-    shopify: { apiKey: raw.SHOPIFY_API_KEY, apiSecret: raw.SHOPIFY_API_SECRET, apiSecretPrevious: raw.SHOPIFY_API_SECRET_PREVIOUS },
+    shopify: { apiKey: raw.SHOPIFY_API_KEY, apiSecret: raw.SHOPIFY_API_SECRET, apiSecretPrevious: raw.SHOPIFY_API_SECRET_PREVIOUS, apiBaseUrl: raw.SHOPIFY_API_BASE_URL },
     hubspot: {
       clientId: raw.HUBSPOT_CLIENT_ID,
       clientSecret: raw.HUBSPOT_CLIENT_SECRET,
       clientSecretPrevious: raw.HUBSPOT_CLIENT_SECRET_PREVIOUS,
       appId: raw.HUBSPOT_APP_ID,
+      apiBaseUrl: raw.HUBSPOT_API_BASE_URL,
     },
     encryptionKey,
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS ?? 10_000,
     webhookBodyLimitBytes: raw.WEBHOOK_BODY_LIMIT_BYTES ?? 2 * 1024 * 1024,
     tenantCacheMs: raw.TENANT_CACHE_MS ?? 5000,
+    gateCacheMaxSubjects: raw.GATE_CACHE_MAX_SUBJECTS ?? 500_000,
+    outbox: { maxAttempts: raw.OUTBOX_MAX_ATTEMPTS ?? 15 },
     worker: { inProcess: raw.RUN_WORKER !== 'false', maxAttempts: raw.INBOX_MAX_ATTEMPTS ?? 8 },
+    metricsToken: raw.METRICS_TOKEN,
     features: {
       // Webhook verification needs the secret; the API key identifies the app for OAuth.
       shopify: feature([raw.SHOPIFY_API_KEY === null && 'SHOPIFY_API_KEY', raw.SHOPIFY_API_SECRET === null && 'SHOPIFY_API_SECRET']),
@@ -233,7 +258,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
 /** Human-readable lines for the start-up banner: what runs where, and what is off and why. */
 export function describeConfig(config: AppConfig): string[] {
   const db = config.database.kind === 'sqlite' ? `SQLite ${config.database.file}` : `PostgreSQL ${redactUrl(config.database.url)}`;
-  const lines = [`database: ${db}`, `public URL: ${config.appUrl}`];
+  const lines = [`database: ${db}`, `public URL: ${config.appUrl}`, `metrics: GET /metrics ${config.metricsToken === null ? 'open (set METRICS_TOKEN to require a bearer token)' : 'with the METRICS_TOKEN bearer token'}`];
   for (const name of FEATURES) {
     const status = config.features[name];
     lines.push(status.enabled ? `${name}: on` : `${name}: OFF (set ${status.missing.join(', ')})`);

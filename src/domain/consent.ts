@@ -69,6 +69,8 @@ export interface Evidence {
   readonly categories?: readonly string[];
   /** End of validity for soft opt-in or consent (ISO-8601 UTC). */
   readonly validUntil?: string;
+  /** `consent_expired`: the `grantedAt` of the grant the expiry was computed for; the fold ends only that grant. */
+  readonly grantedAt?: string;
   /** law.md row the rules applied, e.g. `NL/email/B2C`. */
   readonly profileRow?: string;
   readonly ip?: string;

@@ -167,8 +167,14 @@ export function applyEvent(state: ConsentState, event: ConsentEvent): ConsentSta
       return { ...seen, softOptIn };
     }
     case 'consent_expired': {
-      // Likewise only a grant whose own validity ended by now expires (a renewal moves validUntil on).
-      if (state.status !== 'granted' || state.validUntil === null || state.validUntil > event.occurredAt) return seen;
+      // Likewise only the grant the expiry was computed for ends: one whose own stored validity ended by now
+      // (a renewal moves validUntil on), or the one named by `evidence.grantedAt` (the scheduler's expiry of a
+      // profile validity such as FR's 36 months, law.md R3). A renewal before the expiry moment has another
+      // grantedAt and survives.
+      if (state.status !== 'granted') return seen;
+      const storedEnded = state.validUntil !== null && state.validUntil <= event.occurredAt;
+      const namedGrant = typeof event.evidence.grantedAt === 'string' && event.evidence.grantedAt === state.grantedAt;
+      if (!storedEnded && !namedGrant) return seen;
       return { ...seen, status: 'expired', basis: null, evidenceEventIds: [...state.evidenceEventIds, event.id] };
     }
     case 'address_invalid':

@@ -38,12 +38,28 @@ export interface PurchaseFact {
   readonly attributes: Readonly<Record<string, string>>;
 }
 
+/**
+ * What a Shopify products/create or products/update delivery says about a product (REST shape, shopify.md §2).
+ * Taxonomy category and collections are not among it: the catalog refetches them through GraphQL.
+ */
+export interface ProductUpdateFacts {
+  /** Numeric Shopify product id. */
+  readonly productId: string;
+  readonly productType: string | null;
+  readonly vendor: string | null;
+  readonly tags: readonly string[];
+  /** The product's `updated_at` (ISO-8601 UTC): newest wins. */
+  readonly updatedAt: string;
+}
+
 export type InboundEffect =
   /** Consent events for the person the identities name (the first identity is the most specific). */
   | { readonly kind: 'consent'; readonly identities: readonly Identity[]; readonly events: readonly SubjectlessEvent[] }
   /** Identity (and profile) upsert; no consent change. */
   | { readonly kind: 'identify'; readonly identities: readonly Identity[]; readonly profile: ProfileFacts | null }
   | { readonly kind: 'purchase'; readonly identities: readonly Identity[]; readonly purchase: PurchaseFact; readonly profile: ProfileFacts | null }
+  /** Product facts for similarity (issue 4 §3): cached, and marked stale so the next lookup refetches the rest. */
+  | { readonly kind: 'product'; readonly product: ProductUpdateFacts }
   /** Unite the subjects of `merged` into the subject of `into`; the most restrictive state wins. */
   | { readonly kind: 'merge'; readonly into: Identity; readonly merged: readonly Identity[] }
   /** The platform record behind this identity is gone (HubSpot contact.deletion); the person stays. */

@@ -5,12 +5,15 @@
  */
 import type { Transaction } from 'kysely';
 import type { NewConsentEvent } from '../domain/consent';
-import type { InboundEffect, ProfileFacts } from '../domain/inbound';
+import type { InboundEffect, ProfileFacts, SubjectlessEvent } from '../domain/inbound';
+import { shopifyConsentFingerprint } from '../sync/echo';
+import * as writeLog from '../store/sync-write.repository';
 import { appendInTransaction } from '../ledger/ledger';
 import type { Clock, IdGenerator } from '../ports';
-import { resolveAndUnite } from '../subjects/merge';
+import { resolveAndUnite, type UnitedSubject } from '../subjects/merge';
 import type { Dialect } from '../store/database';
 import * as identities from '../store/identity.repository';
+import * as products from '../store/product.repository';
 import type { Database } from '../store/schema';
 import * as subjects from '../store/subject.repository';
 import * as tenants from '../store/tenant.repository';
@@ -38,6 +41,21 @@ async function recordProfile(trx: Transaction<Database>, tenantId: string, subje
   });
 }
 
+const SHOPIFY_STATE_OF: Partial<Record<SubjectlessEvent['kind'], string>> = { grant: 'SUBSCRIBED', withdraw: 'UNSUBSCRIBED', pending: 'PENDING' };
+
+/** Events of a Shopify consent delivery that only reflect a consent write of ours (src/sync/echo.ts). */
+async function ownWritesAmong(trx: Transaction<Database>, tenantId: string, effect: Extract<InboundEffect, { kind: 'consent' }>): Promise<Set<SubjectlessEvent>> {
+  const customer = effect.identities.find((i) => i.kind === 'shopify_customer');
+  if (customer === undefined) return new Set();
+  const candidates = new Map<string, SubjectlessEvent>();
+  for (const event of effect.events) {
+    const state = SHOPIFY_STATE_OF[event.kind];
+    if (event.source === 'shopify' && state !== undefined) candidates.set(shopifyConsentFingerprint(customer.value, event.channel, state, event.occurredAt), event);
+  }
+  const known = await writeLog.knownWrites(trx, tenantId, [...candidates.keys()]);
+  return new Set([...candidates].filter(([fingerprint]) => known.has(fingerprint)).map(([, event]) => event));
+}
+
 /** Apply effects; returns a short outcome for the inbox row (`appended 2 events`, `skipped: echo` …). */
 export async function applyEffects(
   trx: Transaction<Database>,
@@ -50,22 +68,35 @@ export async function applyEffects(
   const now = deps.clock.now().toISOString();
   const events: NewConsentEvent[] = [];
   const notes: string[] = [];
+  // Subjects whose identities, profile or purchases this delivery touched: the gate's cache reloads them.
+  const changed = new Set<string>();
+  const touch = (subject: UnitedSubject): UnitedSubject => {
+    changed.add(subject.subjectId);
+    for (const merged of subject.mergedSubjectIds) changed.add(merged);
+    return subject;
+  };
   for (const effect of effects) {
     switch (effect.kind) {
       case 'consent': {
-        const subject = await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united');
-        events.push(...subject.carryOver, ...effect.events.map((e) => ({ ...e, subjectId: subject.subjectId })));
+        const own = await ownWritesAmong(trx, tenantId, effect);
+        const fresh = effect.events.filter((e) => !own.has(e));
+        if (fresh.length === 0) {
+          notes.push('skipped: echo of our own write');
+          break;
+        }
+        const subject = touch(await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united'));
+        events.push(...subject.carryOver, ...fresh.map((e) => ({ ...e, subjectId: subject.subjectId })));
         break;
       }
       case 'identify': {
-        const subject = await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united');
+        const subject = touch(await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united'));
         events.push(...subject.carryOver);
         await recordProfile(trx, tenantId, subject.subjectId, effect.profile, now);
         notes.push('identity recorded');
         break;
       }
       case 'purchase': {
-        const subject = await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united');
+        const subject = touch(await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united'));
         events.push(...subject.carryOver);
         const p = effect.purchase;
         const inserted = await subjects.insertPurchase(trx, {
@@ -86,14 +117,15 @@ export async function applyEffects(
       }
       case 'merge': {
         // The surviving record first: its subject survives, the others' are merged into it.
-        const united = await resolveAndUnite(trx, deps, tenantId, [effect.into, ...effect.merged], 'merge');
+        const united = touch(await resolveAndUnite(trx, deps, tenantId, [effect.into, ...effect.merged], 'merge'));
         events.push(...united.carryOver);
         notes.push(`merged ${effect.merged.length} record(s)`);
         break;
       }
       case 'unlink': {
-        const removed = await identities.deleteIdentity(trx, tenantId, effect.identity);
-        notes.push(removed > 0 ? `${effect.identity.kind} unlinked` : `${effect.identity.kind} was not linked`);
+        const unlinkedFrom = await identities.deleteIdentity(trx, tenantId, effect.identity);
+        if (unlinkedFrom !== null) changed.add(unlinkedFrom);
+        notes.push(unlinkedFrom !== null ? `${effect.identity.kind} unlinked` : `${effect.identity.kind} was not linked`);
         break;
       }
       case 'uninstall': {
@@ -102,12 +134,28 @@ export async function applyEffects(
         notes.push('tenant uninstalled; tokens discarded');
         break;
       }
+      case 'product': {
+        // Only the facts the webhook has; `stale` makes the next catalog lookup refetch taxonomy and collections.
+        // An older delivery (a retry, shopify.md §1.4) never overwrites newer facts.
+        const p = effect.product;
+        const written = await products.upsertFromWebhook(trx, {
+          tenant_id: tenantId,
+          product_id: p.productId,
+          product_type: p.productType,
+          vendor: p.vendor,
+          tags: JSON.stringify(p.tags),
+          source_updated_at: p.updatedAt,
+          updated_at: now,
+        });
+        notes.push(written ? `product ${p.productId} recorded (stale)` : `product ${p.productId}: newer facts kept`);
+        break;
+      }
       case 'skip':
         notes.push(`skipped: ${effect.reason}`);
         break;
     }
   }
-  const result = await appendInTransaction(trx, dialect, deps, { tenantId, deliveryKey: target.ledgerKey, events });
+  const result = await appendInTransaction(trx, dialect, deps, { tenantId, deliveryKey: target.ledgerKey, events, changedSubjects: changed });
   if (result.duplicate) notes.unshift('ledger already had this delivery');
   else if (events.length > 0) notes.unshift(`appended ${result.events.length} event${result.events.length === 1 ? '' : 's'}`);
   return notes.join('; ') || 'nothing to do';

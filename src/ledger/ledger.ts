@@ -28,6 +28,11 @@ import type { Clock, IdGenerator } from '../ports';
 import type { Dialect, Store } from '../store/database';
 import * as repo from '../store/ledger.repository';
 import type { ConsentCurrentTable, ConsentEventTable, Database } from '../store/schema';
+import type { TenantSettings } from '../config/manifest';
+import { enqueueInTransaction } from '../outbox/outbox';
+import * as tenantRepo from '../store/tenant.repository';
+import { planWrites } from '../sync/policy';
+import { recordSubjectChanges } from './changes';
 import { GENESIS_HASH, canonicalJson, chainHash } from './chain';
 
 export interface LedgerDeps {
@@ -44,6 +49,11 @@ export interface AppendRequest {
    */
   readonly deliveryKey: string | null;
   readonly events: readonly NewConsentEvent[];
+  /**
+   * Subjects whose other decision inputs (identities, profile, purchases) changed in the same transaction.
+   * Recorded in the gate's change feed (src/ledger/changes.ts) together with the subjects of the events.
+   */
+  readonly changedSubjects?: Iterable<string>;
 }
 
 export interface AppendResult {
@@ -131,9 +141,15 @@ export async function appendInTransaction(
       event_count: request.events.length,
       created_at: now,
     });
-    if (!claimed) return { duplicate: true, events: [] };
+    if (!claimed) {
+      await recordSubjectChanges(trx, dialect, request.tenantId, request.changedSubjects ?? [], now);
+      return { duplicate: true, events: [] };
+    }
   }
-  if (request.events.length === 0) return { duplicate: false, events: [] };
+  if (request.events.length === 0) {
+    await recordSubjectChanges(trx, dialect, request.tenantId, request.changedSubjects ?? [], now);
+    return { duplicate: false, events: [] };
+  }
 
   const head = await repo.lockHead(trx, dialect, request.tenantId, GENESIS_HASH, now);
   let seq = Number(head.seq);
@@ -166,11 +182,24 @@ export async function appendInTransaction(
 
   const touched = new Map<string, { subjectId: string; channel: string }>();
   for (const row of rows) touched.set(`${row.subject_id}\u0000${row.channel}`, { subjectId: row.subject_id, channel: row.channel });
+  const statesAfter = new Map<string, ConsentState>();
   for (const { subjectId, channel } of touched.values()) {
     const all = await repo.eventsOfSubjectChannel(trx, dialect, request.tenantId, subjectId, channel);
-    await repo.replaceProjection(trx, dialect, request.tenantId, subjectId, channel, projectionRows(request.tenantId, subjectId, channel, all));
+    const projected = projectionRows(request.tenantId, subjectId, channel, all);
+    await repo.replaceProjection(trx, dialect, request.tenantId, subjectId, channel, projected);
+    for (const row of projected) statesAfter.set(`${subjectId}\u0000${channel}\u0000${row.purpose}`, JSON.parse(row.state) as ConsentState);
   }
-  return { duplicate: false, events: rows.map(rowToEvent) };
+  const changed = new Set(request.changedSubjects ?? []);
+  for (const { subjectId } of touched.values()) changed.add(subjectId);
+  await recordSubjectChanges(trx, dialect, request.tenantId, changed, now);
+
+  // The platform writes this change owes (issue 5), in the same transaction: never lost, never made twice.
+  const appended = rows.map(rowToEvent);
+  const settingsJson = await tenantRepo.tenantSettingsJson(trx, dialect, request.tenantId);
+  const settings = settingsJson ? (JSON.parse(settingsJson) as Pick<TenantSettings, 'purposes'>) : { purposes: [] };
+  const writes = planWrites(request.tenantId, { purposes: settings.purposes ?? [] }, appended, (subjectId, channel, purpose) => statesAfter.get(`${subjectId}\u0000${channel}\u0000${purpose}`), seq);
+  await enqueueInTransaction(trx, dialect, deps, writes);
+  return { duplicate: false, events: appended };
 }
 
 /** Append in a transaction of its own. */
@@ -248,7 +277,7 @@ export interface RebuildResult {
  * Recompute the projection of a tenant from its events and replace it, in one transaction. Reports how many
  * rows differed from the incremental projection (0 on a healthy store).
  */
-export async function rebuildProjection(store: Store, tenantId: string): Promise<RebuildResult> {
+export async function rebuildProjection(store: Store, clock: Clock, tenantId: string): Promise<RebuildResult> {
   return store.db.transaction().execute(async (trx) => {
     const before = new Map<string, string>();
     for (const row of await repo.projectionOf(trx, tenantId)) before.set(projectionKey(row), canonicalJson(row));
@@ -273,17 +302,23 @@ export async function rebuildProjection(store: Store, tenantId: string): Promise
     flush();
 
     let differences = 0;
+    const differing = new Set<string>();
     for (const row of rebuilt) {
       const key = projectionKey(row);
-      if (before.get(key) !== canonicalJson(row)) differences += 1;
+      if (before.get(key) !== canonicalJson(row)) {
+        differences += 1;
+        differing.add(row.subject_id);
+      }
       before.delete(key);
     }
     differences += before.size;
+    for (const key of before.keys()) differing.add(key.slice(0, key.indexOf('\u0000')));
 
     await repo.deleteProjection(trx, tenantId);
     for (let i = 0; i < rebuilt.length; i += 500) {
       await trx.insertInto('consent_current').values(rebuilt.slice(i, i + 500)).execute();
     }
+    await recordSubjectChanges(trx, store.dialect, tenantId, differing, clock.now().toISOString());
     return { tenantId, rows: rebuilt.length, differences };
   });
 }

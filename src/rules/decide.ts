@@ -12,7 +12,7 @@
  * Reason codes are stable API (README "Gate reason codes"); they only grow.
  */
 import type { ConsentState, LegalBasis } from '../domain/consent';
-import { type Audience, type JurisdictionProfile, PROFILES_VERSION, type RuleChannel, ruleAt, ruleChannelOf, rowName, validityEnd } from './profiles';
+import { type Audience, type DatedRule, type JurisdictionProfile, PROFILES_VERSION, type RuleChannel, ruleAt, ruleChannelOf, rowName, validityEnd } from './profiles';
 
 export const ALLOW_REASONS = ['consent', 'soft_opt_in', 'opt_out_regime'] as const;
 export const BLOCK_REASONS = [
@@ -88,8 +88,49 @@ export interface Decision {
   readonly validUntil: string | null;
   /** Ledger event ids behind the decision. */
   readonly evidence: readonly string[];
-  /** Every check made, in order, for `explain`. */
-  readonly conditions: readonly Condition[];
+  /** Every check made, in order, for `explain`; only when traced (`DecideOptions.trace`). */
+  readonly conditions?: readonly Condition[];
+}
+
+export interface DecideOptions {
+  /**
+   * Record every check with its detail (`explain`, `?explain=1`). Default true. The gate's plain answers turn it
+   * off: the outcome is the same, only the per-check record and its text are not built.
+   */
+  readonly trace?: boolean;
+}
+
+type Jurisdiction = Decision['jurisdiction'];
+
+/**
+ * Jurisdiction blocks are immutable and few (profiles × dated rows × audiences × countries × sources), so each
+ * is built once and shared by every decision that has it. Keyed by nested maps on the inputs themselves, so a
+ * lookup builds no key string.
+ */
+type Nested<K, V> = Map<K, V>;
+const jurisdictions: Nested<JurisdictionProfile, Nested<DatedRule, Nested<Audience, Nested<string | null, Nested<CountrySource, Jurisdiction>>>>> = new Map();
+
+function level<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) map.set(key, (value = make()));
+  return value;
+}
+
+function jurisdictionOf(profile: JurisdictionProfile, channel: RuleChannel, subject: SubjectForDecision, dated: DatedRule): Jurisdiction {
+  const byCountry = level(level(level(jurisdictions, profile, () => new Map()), dated, () => new Map()), subject.audience, () => new Map());
+  // Countries come from stored data; a bound keeps a stream of odd values from growing the map without end.
+  if (byCountry.size > 1000) byCountry.clear();
+  return level(level(byCountry, subject.country, () => new Map()), subject.countrySource, () =>
+    Object.freeze({
+      profile: profile.id,
+      row: rowName(profile, channel, subject.audience, dated),
+      country: subject.country,
+      countrySource: subject.countrySource,
+      audience: subject.audience,
+      rulesVersion: PROFILES_VERSION,
+      sources: dated.rule.sources,
+    }),
+  );
 }
 
 function earliest(...ends: Array<string | null>): string | null {
@@ -101,49 +142,44 @@ function monthsAfter(start: string, months: number | null): string | null {
   return months === null ? null : validityEnd({ kind: 'months_from_sale', months }, start);
 }
 
-export function decide(subject: SubjectForDecision, profile: JurisdictionProfile, settings: DecisionSettings, request: DecisionRequest, now: string): Decision {
-  const conditions: Condition[] = [];
-  const check = (name: string, passed: boolean, detail: string): boolean => {
-    conditions.push({ check: name, passed, detail });
+export function decide(
+  subject: SubjectForDecision,
+  profile: JurisdictionProfile,
+  settings: DecisionSettings,
+  request: DecisionRequest,
+  now: string,
+  options: DecideOptions = {},
+): Decision {
+  const trace = options.trace ?? true;
+  // Traced: every check with its detail. Untraced (the gate's plain answers): no record, and the detail text
+  // is never built (`trace && …` short-circuits), so a decision allocates little beyond its result.
+  const conditions: Condition[] | null = trace ? [] : null;
+  const check = (name: string, passed: boolean, detail: string | false): boolean => {
+    if (conditions !== null) conditions.push({ check: name, passed, detail: detail as string });
     return passed;
   };
   const ruleChannel: RuleChannel = ruleChannelOf(request.channel) ?? 'email';
   const dated = ruleAt(profile, ruleChannel, subject.audience, now);
   const rule = dated.rule;
-  const jurisdiction = {
-    profile: profile.id,
-    row: rowName(profile, ruleChannel, subject.audience, dated),
-    country: subject.country,
-    countrySource: subject.countrySource,
-    audience: subject.audience,
-    rulesVersion: PROFILES_VERSION,
-    sources: rule.sources,
-  };
-  const result = (allowed: boolean, reason: Reason, basis: LegalBasis | null, validUntil: string | null, evidence: readonly string[]): Decision => ({
-    allowed,
-    basis,
-    reason,
-    jurisdiction,
-    validUntil,
-    evidence,
-    conditions,
-  });
+  const jurisdiction = jurisdictionOf(profile, ruleChannel, subject, dated);
+  const result = (allowed: boolean, reason: Reason, basis: LegalBasis | null, validUntil: string | null, evidence: readonly string[]): Decision =>
+    conditions !== null ? { allowed, basis, reason, jurisdiction, validUntil, evidence, conditions } : { allowed, basis, reason, jurisdiction, validUntil, evidence };
   const block = (reason: BlockReason, evidence: readonly string[] = []): Decision => result(false, reason, null, null, evidence);
 
-  if (!check('channel_covered', ruleChannelOf(request.channel) !== null, `channel ${request.channel}`)) return block('channel_not_covered');
+  if (!check('channel_covered', ruleChannelOf(request.channel) !== null, trace && `channel ${request.channel}`)) return block('channel_not_covered');
   const state = subject.consent;
   if (state === null) {
-    check('recipient_known', false, 'no subject with this identity');
+    check('recipient_known', false, trace && 'no subject with this identity');
     return block('unknown_recipient');
   }
-  check('recipient_known', true, 'a subject of this tenant');
+  check('recipient_known', true, trace && 'a subject of this tenant');
 
   // R0 (1): suppression, objection, withdrawal.
-  if (!check('not_erased', state.status !== 'erased', state.status === 'erased' ? 'personal data erased' : 'ok')) return block('erased', state.evidenceEventIds);
-  if (!check('not_withdrawn', state.status !== 'withdrawn', state.status === 'withdrawn' ? `withdrawn or objected at ${state.withdrawnAt}` : 'no withdrawal or objection newer than the grants')) {
+  if (!check('not_erased', state.status !== 'erased', trace && (state.status === 'erased' ? 'personal data erased' : 'ok'))) return block('erased', state.evidenceEventIds);
+  if (!check('not_withdrawn', state.status !== 'withdrawn', trace && (state.status === 'withdrawn' ? `withdrawn or objected at ${state.withdrawnAt}` : 'no withdrawal or objection newer than the grants'))) {
     return block('withdrawn', state.evidenceEventIds);
   }
-  if (!check('address_valid', !state.addressInvalid, state.addressInvalid ? 'the platform marked the address invalid' : 'ok')) return block('address_invalid', state.evidenceEventIds);
+  if (!check('address_valid', !state.addressInvalid, trace && (state.addressInvalid ? 'the platform marked the address invalid' : 'ok'))) return block('address_invalid', state.evidenceEventIds);
 
   // R0 (3): valid consent (R1, R2, R3, R5).
   let consentFailure: BlockReason | null = null;
@@ -151,16 +187,15 @@ export function decide(subject: SubjectForDecision, profile: JurisdictionProfile
     const doubleOptInExpected = rule.doubleOptIn === 'DEFACTO' || (subject.country !== null && settings.doubleOptInCountries.includes(subject.country));
     const confirmed = state.confirmedAt !== null || state.optInLevel === 'confirmed_opt_in';
     const end = earliest(state.validUntil, state.grantedAt ? validityEnd(rule.consentValidity, state.grantedAt) : null);
-    if (!check('double_opt_in', !doubleOptInExpected || confirmed, doubleOptInExpected ? (confirmed ? 'confirmed' : 'expected here, no confirmation recorded') : 'not expected')) {
+    if (!check('double_opt_in', !doubleOptInExpected || confirmed, trace && (doubleOptInExpected ? (confirmed ? 'confirmed' : 'expected here, no confirmation recorded') : 'not expected'))) {
       consentFailure = 'double_opt_in_missing';
-    } else if (!check('consent_in_validity', end === null || end > now, end === null ? 'no validity end' : `valid until ${end}`)) {
+    } else if (!check('consent_in_validity', end === null || end > now, trace && (end === null ? 'no validity end' : `valid until ${end}`))) {
       consentFailure = 'consent_expired';
     } else {
       return result(true, 'consent', 'consent', end, state.evidenceEventIds);
     }
   } else {
-    const detail = state.status === 'pending' ? `double opt-in pending since ${state.pendingSince}` : `status ${state.status}`;
-    check('consent', false, detail);
+    check('consent', false, trace && (state.status === 'pending' ? `double opt-in pending since ${state.pendingSince}` : `status ${state.status}`));
     if (state.status === 'pending') consentFailure = 'consent_pending';
     if (state.status === 'expired') consentFailure = 'consent_expired';
   }
@@ -168,11 +203,11 @@ export function decide(subject: SubjectForDecision, profile: JurisdictionProfile
   // R0 (4): soft opt-in (SOI conditions, sale, window, channel covered).
   let softFailure: BlockReason | null = null;
   const hasSoftOptIn = Object.keys(state.softOptIn).length > 0;
-  if (!check('soft_opt_in_allowed', rule.regime === 'OPT_IN_SOI', `${jurisdiction.row}: ${rule.regime}`)) {
+  if (!check('soft_opt_in_allowed', rule.regime === 'OPT_IN_SOI', trace && `${jurisdiction.row}: ${rule.regime}`)) {
     // Nothing more to check for soft opt-in.
-  } else if (!check('soft_opt_in_not_ended', !state.softOptInEnded, state.softOptInEnded ? `ended at ${state.softOptInEndedAt}` : 'ok')) {
+  } else if (!check('soft_opt_in_not_ended', !state.softOptInEnded, trace && (state.softOptInEnded ? `ended at ${state.softOptInEndedAt}` : 'ok'))) {
     softFailure = 'soft_opt_in_ended';
-  } else if (!check('campaign_categories', request.categories.length > 0, request.categories.length > 0 ? request.categories.join(', ') : 'the request names no product category')) {
+  } else if (!check('campaign_categories', request.categories.length > 0, trace && (request.categories.length > 0 ? request.categories.join(', ') : 'the request names no product category'))) {
     softFailure = hasSoftOptIn ? 'categories_missing' : null;
   } else {
     const missing: string[] = [];
@@ -190,13 +225,13 @@ export function decide(subject: SubjectForDecision, profile: JurisdictionProfile
       evidence.push(grant.eventId);
       end = earliest(end, grantEnd);
     }
-    if (!check('similar_products', missing.length === 0, missing.length === 0 ? 'every category covered' : `no soft opt-in for ${missing.join(', ')}`)) {
+    if (!check('similar_products', missing.length === 0, trace && (missing.length === 0 ? 'every category covered' : `no soft opt-in for ${missing.join(', ')}`))) {
       softFailure = hasSoftOptIn ? 'not_similar' : null;
-    } else if (!check('soft_opt_in_in_window', expired.length === 0, expired.length === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired.join(', ')}`)) {
+    } else if (!check('soft_opt_in_in_window', expired.length === 0, trace && (expired.length === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired.join(', ')}`))) {
       softFailure = 'soft_opt_in_expired';
     } else {
       const uncleared = rule.soiRegisters.filter((r) => !(request.registersCleared ?? []).includes(r));
-      if (!check('registers_cleared', uncleared.length === 0, uncleared.length === 0 ? 'none needed or all screened' : `not screened against ${uncleared.join(', ')}`)) {
+      if (!check('registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'none needed or all screened' : `not screened against ${uncleared.join(', ')}`))) {
         softFailure = 'register_unchecked';
       } else {
         return result(true, 'soft_opt_in', 'soft_opt_in', end, [...new Set(evidence)]);
@@ -208,12 +243,12 @@ export function decide(subject: SubjectForDecision, profile: JurisdictionProfile
   let optOutFailure: BlockReason | null = null;
   if (rule.regime === 'OPT_OUT' || rule.regime === 'OPT_OUT_REG' || rule.regime === 'PRESUMED_CONSENT') {
     const uncleared = rule.registers.filter((r) => !(request.registersCleared ?? []).includes(r));
-    if (rule.needsProfessionalContext && !check('professional_context', request.professionalContext === true, 'the message must relate to the recipient\'s profession')) {
+    if (rule.needsProfessionalContext && !check('professional_context', request.professionalContext === true, trace && ('the message must relate to the recipient\'s profession'))) {
       optOutFailure = 'professional_context_missing';
-    } else if (rule.regime === 'OPT_OUT_REG' && !check('registers_cleared', uncleared.length === 0, uncleared.length === 0 ? 'all screened' : `not screened against ${uncleared.join(', ')}`)) {
+    } else if (rule.regime === 'OPT_OUT_REG' && !check('registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'all screened' : `not screened against ${uncleared.join(', ')}`))) {
       optOutFailure = 'register_unchecked';
     } else {
-      check('opt_out_regime', true, `${rule.regime}: allowed unless objected; no objection recorded`);
+      check('opt_out_regime', true, trace && `${rule.regime}: allowed unless objected; no objection recorded`);
       return result(true, 'opt_out_regime', 'legitimate_interest', null, state.evidenceEventIds);
     }
   }

@@ -32,16 +32,14 @@ export async function subjectsByIdentity(db: Db, tenantId: string, kind: string,
   return db.selectFrom('subject_identity').select(['value', 'subject_id']).where('tenant_id', '=', tenantId).where('kind', '=', kind).where('value', 'in', [...values]).execute();
 }
 
-/** Projection rows of these subjects for one channel and the given purposes. */
-export async function projectionRows(db: Db, tenantId: string, subjectIds: readonly string[], channel: string, purposes: readonly string[]): Promise<ConsentCurrentTable[]> {
+/** Projection rows (every channel and purpose) of these subjects. */
+export async function projectionRows(db: Db, tenantId: string, subjectIds: readonly string[]): Promise<Array<Pick<ConsentCurrentTable, 'subject_id' | 'channel' | 'purpose' | 'state'>>> {
   if (subjectIds.length === 0) return [];
   return db
     .selectFrom('consent_current')
-    .selectAll()
+    .select(['subject_id', 'channel', 'purpose', 'state'])
     .where('tenant_id', '=', tenantId)
     .where('subject_id', 'in', [...subjectIds])
-    .where('channel', '=', channel)
-    .where('purpose', 'in', [...purposes])
     .execute();
 }
 
@@ -64,9 +62,10 @@ export async function purchaseCountries(db: Db, tenantId: string, subjectIds: re
   return rows as Array<{ subject_id: string; country: string; paid_at: string }>;
 }
 
-export async function identitiesOfKind(db: Db, tenantId: string, subjectIds: readonly string[], kind: string): Promise<Array<{ subject_id: string; value: string }>> {
+/** Every identity of these subjects. */
+export async function identitiesOf(db: Db, tenantId: string, subjectIds: readonly string[]): Promise<Array<{ subject_id: string; kind: string; value: string }>> {
   if (subjectIds.length === 0) return [];
-  return db.selectFrom('subject_identity').select(['subject_id', 'value']).where('tenant_id', '=', tenantId).where('subject_id', 'in', [...subjectIds]).where('kind', '=', kind).execute();
+  return db.selectFrom('subject_identity').select(['subject_id', 'kind', 'value']).where('tenant_id', '=', tenantId).where('subject_id', 'in', [...subjectIds]).execute();
 }
 
 export async function eventsByIds(db: Db, tenantId: string, ids: readonly string[]) {

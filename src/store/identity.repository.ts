@@ -47,14 +47,16 @@ export async function moveIdentities(db: Db, tenantId: string, fromSubjectId: st
   await db.updateTable('subject_identity').set({ subject_id: toSubjectId }).where('tenant_id', '=', tenantId).where('subject_id', '=', fromSubjectId).execute();
 }
 
-export async function deleteIdentity(db: Db, tenantId: string, identity: Identity): Promise<number> {
-  const result = await db
+/** Delete one identity; returns the subject it belonged to, or null when it was not linked. */
+export async function deleteIdentity(db: Db, tenantId: string, identity: Identity): Promise<string | null> {
+  const row = await db
     .deleteFrom('subject_identity')
     .where('tenant_id', '=', tenantId)
     .where('kind', '=', identity.kind)
     .where('value', '=', identity.value)
+    .returning('subject_id')
     .executeTakeFirst();
-  return Number(result.numDeletedRows);
+  return row?.subject_id ?? null;
 }
 
 /** Insert-first: false when the subject was merged before. */

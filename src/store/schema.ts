@@ -58,6 +58,16 @@ export interface LedgerHeadTable {
   seq: number;
   hash: string;
   updated_at: string;
+  /** Last seq of the gate's change feed (`subject_change`); bumped under the same lock as the chain. */
+  change_seq?: number;
+}
+
+/** One subject whose decision inputs changed, under the tenant's change seq (migration 0007). */
+export interface SubjectChangeTable {
+  tenant_id: string;
+  seq: number;
+  subject_id: string;
+  created_at: string;
 }
 
 /** One row per source delivery appended: the insert-first idempotency point of the ledger. */
@@ -158,6 +168,13 @@ export interface PurchaseTable {
   /** JSON of note attributes (objection checkbox, issue 4). */
   attributes: string;
   created_at: string;
+  /** Soft opt-in evaluation (migration 0008): `pending` → `done` | `failed`. */
+  soi_status?: 'pending' | 'done' | 'failed';
+  soi_attempts?: number;
+  /** Earliest time of the next attempt; null = now. */
+  soi_next_at?: string | null;
+  /** JSON outcome per channel (src/soft-opt-in/evaluate.ts `PurchaseOutcome`). */
+  soi_outcome?: string | null;
 }
 
 /** What the platforms say about a person besides consent (country, business hints). Newest source time wins. */
@@ -191,9 +208,121 @@ export interface SubjectMergeTable {
   merged_at: string;
 }
 
+/**
+ * The answer given to one HubSpot custom workflow action execution (`POST /hubspot/actions/check-consent`),
+ * kept so a retried `callbackId` gets the same answer (migration 0005).
+ */
+export interface WorkflowActionCallTable {
+  tenant_id: string;
+  /** HubSpot's `callbackId` of the execution. */
+  callback_id: string;
+  /** SHA-256 of what the answer depends on (contact, channel, purpose, categories): a reused id with other inputs is refused. */
+  request_fingerprint: string;
+  /** The response body as sent (JSON `{outputFields:{…}}`). */
+  answer: string;
+  created_at: string;
+}
+
+/**
+ * Cached product facts for similarity (src/catalog/cached-catalog.ts, migration 0006). A row written from a
+ * products/* webhook has only the REST facts and is `stale` until the next lookup refetches taxonomy and
+ * collections through GraphQL. Newest `source_updated_at` wins.
+ */
+export interface ProductTable {
+  tenant_id: string;
+  /** Numeric Shopify product id. */
+  product_id: string;
+  product_type: string | null;
+  vendor: string | null;
+  /** JSON array of tags. */
+  tags: string;
+  /** Standard taxonomy category id (`aa-1-2`), null when none or not yet fetched. */
+  taxonomy_category_id: string | null;
+  taxonomy_category_name: string | null;
+  /** JSON `[{id, handle}]`; null until fetched through GraphQL. */
+  collections: string | null;
+  /** The product's own `updated_at`/`updatedAt`, ISO-8601 UTC. */
+  source_updated_at: string | null;
+  /** When the facts were last read through GraphQL; null when only a webhook wrote the row. */
+  fetched_at: string | null;
+  /** 1 = refetch on the next lookup (a webhook changed facts the row cannot complete). */
+  stale: number;
+  updated_at: string;
+}
+
+/**
+ * One write owed to a platform (issue 5 §1), enqueued in the same transaction as the change that causes it and
+ * delivered by the outbox dispatcher (src/outbox/dispatcher.ts). UNIQUE (tenant_id, idempotency_key) is the
+ * insert-first idempotency point: enqueueing the same write again adds nothing (migration 0009).
+ */
+export interface OutboxTable {
+  id: string;
+  tenant_id: string;
+  /** `hubspot` or `shopify`. */
+  platform: string;
+  /** What to do (`contact_properties`, `subscription`, `customer_consent`, …): picks the handler. */
+  operation: string;
+  idempotency_key: string;
+  subject_id: string | null;
+  /** The write's JSON (personal data: done rows are pruned). */
+  payload: string;
+  /** Ledger seq of the event that caused the write, or null. */
+  source_seq: number | null;
+  /** `pending`, `done`, `dead`. */
+  status: string;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** Not before this time: backoff after a failure, or the end of the lease while claimed. */
+  run_at: string;
+  /** Lease of the dispatcher that claimed the row (also its fencing token); null when not claimed. */
+  claimed_until: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+  done_at: string | null;
+  /** Done rows: what the platform kept instead of the write, when it said so (`ItemOutcome.note`). */
+  note: string | null;
+}
+
+/** A platform write of ours, by fingerprint (migration 0011): inbound echoes of it are dropped. */
+export interface SyncWriteTable {
+  tenant_id: string;
+  fingerprint: string;
+  written_at: string;
+}
+
+/**
+ * Where a tenant's long-running sync work stands (migration 0012): the reconciliation poll's position in HubSpot's
+ * contact history (`reconcile:hubspot`) and the backfill's last recorded Shopify customer (`backfill:shopify`).
+ * `value` is JSON owned by the job that writes it (src/sync/reconcile.ts, backfill.ts); `updated_at` is also the
+ * compare-and-set token with which one process at a time claims the work.
+ */
+export interface SyncCursorTable {
+  tenant_id: string;
+  name: string;
+  value: string;
+  updated_at: string;
+}
+
+/**
+ * Units admitted per rate-limit key and fixed sub-window of its rolling window (migration 0010,
+ * src/sync/rate-limit.ts `DatabaseRateLimiter`).
+ */
+export interface RateLimitSlotTable {
+  /** The limit's key (`hubspot:<portal>:10s`); one key always has the same max and window. */
+  key: string;
+  /** Bucket start, epoch milliseconds (a multiple of the bucket length). */
+  window_start: number;
+  used: number;
+}
+
 export interface Database {
+  rate_limit_slot: RateLimitSlotTable;
+  product: ProductTable;
   api_key: ApiKeyTable;
+  workflow_action_call: WorkflowActionCallTable;
   inbox: InboxTable;
+  outbox: OutboxTable;
   privacy_request: PrivacyRequestTable;
   unrouted_delivery: UnroutedDeliveryTable;
   purchase: PurchaseTable;
@@ -204,6 +333,9 @@ export interface Database {
   subject_identity: SubjectIdentityTable;
   consent_event: ConsentEventTable;
   ledger_head: LedgerHeadTable;
+  subject_change: SubjectChangeTable;
+  sync_write: SyncWriteTable;
+  sync_cursor: SyncCursorTable;
   ledger_delivery: LedgerDeliveryTable;
   consent_current: ConsentCurrentTable;
 }

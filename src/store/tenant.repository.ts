@@ -1,5 +1,7 @@
 /** Tenant rows. SQL only; the caller owns the transaction. */
 import type { Kysely, Transaction } from 'kysely';
+import type { Dialect } from './database';
+import { PrecompiledQuery } from './precompiled';
 import type { Database, TenantTable } from './schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -17,6 +19,14 @@ export async function findTenant(db: Db, by: { id?: string; shopDomain?: string;
   else if (by.portalId !== undefined) query = query.where('hubspot_portal_id', '=', by.portalId);
   else return undefined;
   return query.executeTakeFirst();
+}
+
+const selectSettings = new PrecompiledQuery(['id'], (db, a) => db.selectFrom('tenant').select('settings').where('id', '=', a.id as string));
+
+/** A tenant's settings JSON (the ledger reads it on every append to plan platform writes). */
+export async function tenantSettingsJson(db: Db, dialect: Dialect, id: string): Promise<string | undefined> {
+  const { rows } = await selectSettings.execute(db, dialect, { id });
+  return rows[0]?.settings;
 }
 
 export async function listTenants(db: Db): Promise<TenantTable[]> {

@@ -69,7 +69,11 @@ export async function mergeSubject(
 
 export interface UnitedSubject {
   readonly subjectId: string;
+  /** The subject was created by this call (none of the identities was known). */
+  readonly created: boolean;
   readonly carryOver: readonly NewConsentEvent[];
+  /** Subjects merged into `subjectId` by this call (their identities now point to it). */
+  readonly mergedSubjectIds: readonly string[];
 }
 
 /**
@@ -93,5 +97,5 @@ export async function resolveAndUnite(
     // Identities of the merged subjects that this delivery named are now the survivor's; claim any still missing.
     await identities.insertIdentities(trx, tenantId, resolved.subjectId, ids, deps.clock.now().toISOString());
   }
-  return { subjectId: resolved.subjectId, carryOver };
+  return { subjectId: resolved.subjectId, created: resolved.created, carryOver, mergedSubjectIds: resolved.conflictingSubjectIds };
 }

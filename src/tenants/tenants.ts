@@ -7,7 +7,8 @@ import { defaultSettings, validateSettings, type TenantSettings } from '../confi
 import { AppError } from '../domain/errors';
 import type { Clock, IdGenerator } from '../ports';
 import type { Store } from '../store/database';
-import type { TenantTable } from '../store/schema';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, TenantTable } from '../store/schema';
 import * as repo from '../store/tenant.repository';
 
 export const PLATFORMS = ['shopify', 'hubspot'] as const;
@@ -161,6 +162,66 @@ export async function readCredentials(store: Store, secretBox: SecretBox, tenant
   if (!row) throw new AppError('not_found', `no tenant ${tenantId}`);
   const sealed = platform === 'shopify' ? row.shopify_credentials : row.hubspot_credentials;
   return sealed === null ? null : (JSON.parse(secretBox.open(sealed, credentialsAad(tenantId, platform))) as PlatformCredentials);
+}
+
+function credentialsColumn(platform: Platform): 'shopify_credentials' | 'hubspot_credentials' {
+  return platform === 'shopify' ? 'shopify_credentials' : 'hubspot_credentials';
+}
+
+function openCredentials(secretBox: SecretBox, row: TenantTable, platform: Platform): PlatformCredentials | null {
+  const sealed = row[credentialsColumn(platform)];
+  return sealed === null ? null : (JSON.parse(secretBox.open(sealed, credentialsAad(row.id, platform))) as PlatformCredentials);
+}
+
+/** Store new credentials of a tenant's platform (e.g. refreshed tokens), sealed; validated like `addTenant`'s. */
+export async function writeCredentials(
+  db: Kysely<Database> | Transaction<Database>,
+  deps: { readonly secretBox: SecretBox; readonly clock: Clock },
+  tenantId: string,
+  platform: Platform,
+  credentials: PlatformCredentials,
+): Promise<void> {
+  const problems: string[] = [];
+  validateCredentials(platform, credentials, problems);
+  if (problems.length > 0) throw new AppError('validation_failed', `invalid ${platform} credentials`, { details: problems });
+  const stored: PlatformCredentials = {
+    accessToken: credentials.accessToken,
+    ...(credentials.refreshToken !== undefined ? { refreshToken: credentials.refreshToken } : {}),
+    ...(credentials.expiresAt !== undefined ? { expiresAt: credentials.expiresAt } : {}),
+  };
+  const sealed = deps.secretBox.seal(JSON.stringify(stored), credentialsAad(tenantId, platform));
+  await repo.updateTenant(db, tenantId, { [credentialsColumn(platform)]: sealed, updated_at: deps.clock.now().toISOString() });
+}
+
+/**
+ * Read a tenant's credentials for a platform, let `refresh` decide on them, and store what it returns (null:
+ * keep them), all under one lock against other processes:
+ * - PostgreSQL: one transaction with the tenant row locked (`SELECT … FOR UPDATE`) around read, refresh and
+ *   write, so a second process waits, then reads the credentials the first one stored. The lock is held during
+ *   the platform's token call: other writes of this tenant row (settings, status) wait for it meanwhile.
+ * - SQLite: no lock (holding the database write lock during a network call would stall every writer, webhook
+ *   intake included). A SQLite deployment is one process, and the caller is single-flight within it.
+ * Returns the credentials in effect afterwards.
+ */
+export async function refreshCredentials(
+  store: Store,
+  deps: { readonly secretBox: SecretBox; readonly clock: Clock },
+  tenantId: string,
+  platform: Platform,
+  refresh: (current: PlatformCredentials | null) => Promise<PlatformCredentials | null>,
+): Promise<PlatformCredentials | null> {
+  const run = async (db: Kysely<Database> | Transaction<Database>, row: TenantTable | undefined): Promise<PlatformCredentials | null> => {
+    if (!row) throw new AppError('not_found', `no tenant ${tenantId}`);
+    const current = openCredentials(deps.secretBox, row, platform);
+    const next = await refresh(current);
+    if (next === null) return current;
+    await writeCredentials(db, deps, tenantId, platform, next);
+    return next;
+  };
+  if (store.dialect === 'postgres') {
+    return store.db.transaction().execute(async (trx) => run(trx, await trx.selectFrom('tenant').selectAll().where('id', '=', tenantId).forUpdate().executeTakeFirst()));
+  }
+  return run(store.db, await repo.findTenant(store.db, { id: tenantId }));
 }
 
 /** Exact lookup by a normalised `*.myshopify.com` domain (webhook routing; no fallbacks). */

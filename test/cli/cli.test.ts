@@ -163,4 +163,59 @@ describe.each(testDialects())('consent-bridge CLI on %s', (dialect) => {
     expect(bad.code).toBe(1);
     expect(bad.out).toContain(`FAIL tenant ${tenant.id}: first bad event at seq 2 (event ${victim})`);
   });
+
+  test('outbox stats / dlq / retry', async () => {
+    const { loadConfig } = await import('../../src/config/config');
+    const { createRuntime } = await import('../../src/main');
+    const { silentLogger } = await import('../../src/log/logger');
+    const { enqueueOutbox } = await import('../../src/outbox/outbox');
+    const { OutboxDispatcher } = await import('../../src/outbox/dispatcher');
+    // Earlier tests of this file appended ledger events, which owe platform writes: the outbox is not empty here.
+    expect((await cli('outbox', 'stats')).code).toBe(0);
+    expect((await cli('tenant', 'add', '--shop', 'outbox-cli.myshopify.com', '--portal', '8801')).code).toBe(0);
+    expect((await cli('tenant', 'add', '--shop', 'outbox-other.myshopify.com', '--portal', '8802')).code).toBe(0);
+    const runtime = createRuntime(loadConfig(env, dir), { logger: silentLogger });
+    try {
+      const tenantId = async (shop: string) => (await runtime.store.db.selectFrom('tenant').select('id').where('shop_domain', '=', shop).executeTakeFirstOrThrow()).id;
+      const [mine, other] = [await tenantId('outbox-cli.myshopify.com'), await tenantId('outbox-other.myshopify.com')];
+      // Only this test's rows: the writes owed by earlier tests' ledger events would go dead here (no handlers).
+      await runtime.store.db.deleteFrom('outbox').execute();
+      const item = (tenant: string, key: string, operation = 'subscription') => ({ tenantId: tenant, platform: 'hubspot' as const, operation, idempotencyKey: key, subjectId: null, payload: { key }, sourceSeq: null });
+      await enqueueOutbox(runtime.store, runtime, [item(mine, 'rejected-1'), item(mine, 'rejected-2'), item(other, 'rejected-3'), item(mine, 'fine', 'contact_properties')]);
+      const refuse = { platform: 'hubspot' as const, operation: 'subscription', maxBatch: 100, handle: async (_t: string, rows: readonly { id: string }[]) => rows.map((r) => ({ key: r.id, ok: false as const, error: 'INVALID_EMAIL', retryable: false })) };
+      const accept = { platform: 'hubspot' as const, operation: 'contact_properties', maxBatch: 100, handle: async (_t: string, rows: readonly { id: string }[]) => rows.map((r) => ({ key: r.id, ok: true as const })) };
+      expect(await new OutboxDispatcher({ store: runtime.store, clock: runtime.clock, logger: silentLogger, handlers: [refuse, accept] }).drain()).toBe(4);
+
+      const stats = await cli('outbox', 'stats');
+      expect(stats.code).toBe(0);
+      expect(stats.out).toMatch(new RegExp(`tenant ${mine}  hubspot/subscription\\s+dead\\s+2  oldest \\d{4}-`));
+      expect(stats.out).toMatch(new RegExp(`tenant ${mine}  hubspot/contact_properties\\s+done\\s+1`));
+      const json = JSON.parse((await cli('outbox', 'stats', '--json')).out) as { byTenant: Array<{ tenantId: string; status: string; count: number }> };
+      expect(json.byTenant.filter((r) => r.status === 'dead').map((r) => [r.tenantId, r.count])).toEqual(expect.arrayContaining([[mine, 2], [other, 1]]));
+
+      const dlq = await cli('outbox', 'dlq', '--tenant', '8801');
+      expect(dlq.code).toBe(0);
+      expect(dlq.out).toMatch(/hubspot\/subscription  key rejected-1  attempts 1  dead since .*\n    INVALID_EMAIL/);
+      expect(dlq.out).not.toContain('rejected-3');
+      const dead = JSON.parse((await cli('outbox', 'dlq', '--json')).out) as Array<{ id: string; idempotencyKey: string; tenantId: string; lastError: string }>;
+      expect(dead.map((d) => d.idempotencyKey).sort()).toEqual(['rejected-1', 'rejected-2', 'rejected-3']);
+      expect(JSON.parse((await cli('outbox', 'dlq', '--limit', '1', '--json')).out)).toHaveLength(1);
+      expect(await cli('outbox', 'dlq', '--limit', '0')).toMatchObject({ code: 2, err: expect.stringMatching(/--limit/) });
+      expect(await cli('outbox', 'dlq', '--tenant', 'nobody.myshopify.com')).toMatchObject({ code: 1 });
+
+      expect(await cli('outbox', 'retry')).toMatchObject({ code: 2, err: expect.stringMatching(/give outbox ids, or --all/) });
+      const first = dead.find((d) => d.idempotencyKey === 'rejected-1')!;
+      expect(await cli('outbox', 'retry', first.id)).toMatchObject({ code: 0, out: 're-queued 1 outbox write\n' });
+      expect(await cli('outbox', 'retry', first.id)).toMatchObject({ code: 0, out: 're-queued 0 outbox writes\n' }); // pending now
+      expect(await cli('outbox', 'retry', '--all', '--tenant', 'outbox-cli.myshopify.com')).toMatchObject({ code: 0, out: 're-queued 1 outbox write\n' });
+      expect((await cli('outbox', 'dlq')).out).toMatch(/key rejected-3/);
+      expect(await cli('outbox', 'retry', '--all')).toMatchObject({ code: 0, out: 're-queued 1 outbox write\n' });
+      expect((await cli('outbox', 'dlq')).out).toBe('no dead-lettered outbox writes\n');
+      const pending = await runtime.store.db.selectFrom('outbox').select(['idempotency_key', 'status', 'attempts']).where('status', '=', 'pending').where('tenant_id', 'in', [mine, other]).orderBy('idempotency_key').execute();
+      expect(pending).toEqual(['rejected-1', 'rejected-2', 'rejected-3'].map((k) => ({ idempotency_key: k, status: 'pending', attempts: 0 })));
+      expect((await cli('outbox', 'retry', '--help')).code).toBe(0);
+    } finally {
+      await runtime.close();
+    }
+  });
 });

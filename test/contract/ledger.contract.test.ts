@@ -58,6 +58,7 @@ describe.each(testDialects())('store and ledger contract on %s', (dialect) => {
       const again = await migrateToLatest(store);
       expect(again.results).toEqual([]);
     });
+
   });
 
   describe('tenants', () => {
@@ -189,7 +190,7 @@ describe.each(testDialects())('store and ledger contract on %s', (dialect) => {
       const b = strip(await currentStateOf(store.db, tenantId, shuffled));
       expect(b).toEqual(a);
       expect(a[0]?.state).toMatchObject({ status: 'withdrawn', softOptInEnded: true, softOptIn: {} });
-      expect((await rebuildProjection(store, tenantId)).differences).toBe(0);
+      expect((await rebuildProjection(store, clock, tenantId)).differences).toBe(0);
     });
 
     test('concurrent appends never fork the chain', async () => {
@@ -226,14 +227,14 @@ describe.each(testDialects())('store and ledger contract on %s', (dialect) => {
 
     test('rebuild recomputes exactly the incremental projection', async () => {
       const rows = await store.db.selectFrom('consent_current').selectAll().where('tenant_id', '=', tenantId).orderBy('subject_id').orderBy('purpose').execute();
-      const result = await rebuildProjection(store, tenantId);
+      const result = await rebuildProjection(store, clock, tenantId);
       expect(result).toMatchObject({ differences: 0, rows: rows.length });
       const after = await store.db.selectFrom('consent_current').selectAll().where('tenant_id', '=', tenantId).orderBy('subject_id').orderBy('purpose').execute();
       expect(after).toEqual(rows);
       // A tampered projection row is found and repaired.
       await store.db.updateTable('consent_current').set({ status: 'granted', state: '{}' }).where('tenant_id', '=', tenantId).where('subject_id', '=', rows[0]!.subject_id).execute();
-      expect((await rebuildProjection(store, tenantId)).differences).toBeGreaterThan(0);
-      expect((await rebuildProjection(store, tenantId)).differences).toBe(0);
+      expect((await rebuildProjection(store, clock, tenantId)).differences).toBeGreaterThan(0);
+      expect((await rebuildProjection(store, clock, tenantId)).differences).toBe(0);
     });
   });
 

@@ -116,6 +116,19 @@ describe.each(testDialects())('gate API on %s', (dialect) => {
     expect(JSON.stringify(res.body)).not.toContain('consent@example.com');
   });
 
+  it('serve mounts the objection route next to the check, and the (cached) check sees the objection at once', async () => {
+    await person('objector@example.com', 'NL', [{ kind: 'grant', basis: 'consent', occurredAt: '2026-03-01T10:00:00.000Z', evidence: { affirmative: true, capturePoint: 'checkout' } }]);
+    expect((await check(campaign([{ email: 'objector@example.com' }])).expect(200)).body.results[0]).toMatchObject({ allowed: true });
+    await request(h.app.callback())
+      .post('/api/v1/gate/objection')
+      .set('Authorization', `Bearer ${keyA}`)
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ channel: 'email', recipients: [{ email: 'objector@example.com' }] }))
+      .expect(200);
+    const res = await check(campaign([{ email: 'objector@example.com' }])).expect(200);
+    expect(res.body.results[0]).toMatchObject({ allowed: false, reason: 'withdrawn' });
+  });
+
   it('a revoked key stops working at once', async () => {
     const { key, info } = await createApiKey(store, h.runtime, h.tenantA.id, 'to revoke');
     expect((await check(campaign([{ email: 'consent@example.com' }]), key)).status).toBe(200);

@@ -1,6 +1,7 @@
 /** What the webhook routes need from the composition root (style.md §12: every side effect injected). */
 import type { AppConfig } from '../../src/config/config';
 import type { InboxWriter } from '../../src/inbox/inbox';
+import type { Metrics } from '../../src/metrics/metrics';
 import type { Clock, IdGenerator, Logger } from '../../src/ports';
 import type { Store } from '../../src/store/database';
 import type { TenantLookup } from '../../src/tenants/tenants';
@@ -17,4 +18,6 @@ export interface WebhookDeps {
   readonly inbox: InboxWriter;
   /** Called after a request stored new deliveries (wakes the in-process worker). */
   readonly onAccepted?: () => void;
+  /** Webhooks received / rejected and the workflow action's gate decisions (default: not counted). */
+  readonly metrics?: Metrics;
 }

@@ -12,6 +12,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { AppError } from '../../src/domain/errors';
 import { type NewDelivery, type NewPrivacyRequest, type UnroutedDelivery } from '../../src/inbox/inbox';
+import { countWebhooks } from '../../src/metrics/routes';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import type { Tenant } from '../../src/tenants/tenants';
 import { isJsonContentType, parseJson, readRawBody } from '../../src/server/body';
@@ -89,6 +90,6 @@ async function handle(deps: WebhookDeps, ctx: Context): Promise<void> {
 
 export function hubspotWebhookRoutes(deps: WebhookDeps): RouteModule {
   const router = new Router();
-  router.post(HUBSPOT_WEBHOOK_PATH, requireFeature(deps.config, 'hubspot'), (ctx) => handle(deps, ctx));
+  router.post(HUBSPOT_WEBHOOK_PATH, countWebhooks(deps.metrics, 'hubspot'), requireFeature(deps.config, 'hubspot'), (ctx) => handle(deps, ctx));
   return { router };
 }

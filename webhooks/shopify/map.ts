@@ -8,6 +8,7 @@
  * | customers/create, customers/update         | identities + country/company; no consent change (API ≥ 2025-01)   |
  * | orders/paid                                | purchase fact (order, date, lines, country, buyer_accepts_marketing) |
  * | orders/create                              | identities only (no sale yet)                                      |
+ * | products/create, products/update           | product facts (type, vendor, tags, updated_at) cached, row stale   |
  * | app/uninstalled                            | tenant uninstalled, tokens discarded                               |
  */
 import type { z } from 'zod';
@@ -16,13 +17,14 @@ import {
   PermanentDeliveryError,
   type InboundDelivery,
   type InboundEffect,
+  type ProductUpdateFacts,
   type ProfileFacts,
   type PurchaseFact,
   type SubjectlessEvent,
 } from '../../src/domain/inbound';
 import { normalizeIdentity, type Identity } from '../../src/domain/identity';
 import { toIsoTimestamp } from '../../src/domain/time';
-import { customerSchema, emailConsentSchema, orderSchema, shopSchema, smsConsentSchema } from './topics';
+import { customerSchema, emailConsentSchema, orderSchema, productSchema, shopSchema, smsConsentSchema } from './topics';
 
 /**
  * Shopify consent state → ledger event kind. `not_subscribed` grants nothing (it is the absence of consent, and
@@ -126,6 +128,12 @@ function attributesOf(list: ReadonlyArray<{ name: string; value: unknown }> | nu
   return out;
 }
 
+/** REST `tags`: one comma-separated string ("a, b"); each tag trimmed, empty ones dropped, each once. */
+export function splitProductTags(tags: string | readonly string[] | null | undefined): string[] {
+  const list = typeof tags === 'string' ? tags.split(',') : (tags ?? []);
+  return [...new Set(list.map((t) => t.trim()).filter((t) => t !== ''))];
+}
+
 export function mapShopifyDelivery(delivery: InboundDelivery): readonly InboundEffect[] {
   switch (delivery.topic) {
     case 'customers_email_marketing_consent/update': {
@@ -162,6 +170,19 @@ export function mapShopifyDelivery(delivery: InboundDelivery): readonly InboundE
         attributes: attributesOf(body.note_attributes),
       };
       return [{ kind: 'purchase', identities: ids, purchase, profile }];
+    }
+    case 'products/create':
+    case 'products/update': {
+      const body = parse(productSchema, delivery.payload, delivery.topic);
+      const nonEmpty = (value: string | null | undefined) => (value === null || value === undefined || value.trim() === '' ? null : value);
+      const product: ProductUpdateFacts = {
+        productId: body.id,
+        productType: nonEmpty(body.product_type),
+        vendor: nonEmpty(body.vendor),
+        tags: splitProductTags(body.tags),
+        updatedAt: timestamp(body.updated_at, 'updated_at')!,
+      };
+      return [{ kind: 'product', product }];
     }
     case 'app/uninstalled':
       parse(shopSchema, delivery.payload, delivery.topic);

@@ -17,6 +17,7 @@ import type { Context } from 'koa';
 import { AppError } from '../../src/domain/errors';
 import { normalizeIdentity } from '../../src/domain/identity';
 import { type AcceptBatch } from '../../src/inbox/inbox';
+import { countWebhooks } from '../../src/metrics/routes';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import { identityKnownToOtherTenant } from '../../src/subjects/subjects';
 import { normalizeShopDomain } from '../../src/tenants/tenants';
@@ -125,7 +126,8 @@ async function handle(deps: WebhookDeps, endpoint: Endpoint, ctx: Context): Prom
 export function shopifyWebhookRoutes(deps: WebhookDeps): RouteModule {
   const router = new Router();
   const gate = requireFeature(deps.config, 'shopify');
-  router.post(SHOPIFY_WEBHOOK_PATH, gate, (ctx) => handle(deps, 'normal', ctx));
-  router.post(SHOPIFY_COMPLIANCE_PATH, gate, (ctx) => handle(deps, 'compliance', ctx));
+  const count = countWebhooks(deps.metrics, 'shopify');
+  router.post(SHOPIFY_WEBHOOK_PATH, count, gate, (ctx) => handle(deps, 'normal', ctx));
+  router.post(SHOPIFY_COMPLIANCE_PATH, count, gate, (ctx) => handle(deps, 'compliance', ctx));
   return { router };
 }

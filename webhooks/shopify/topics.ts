@@ -13,6 +13,8 @@ export const NORMAL_TOPICS = [
   ...CONSENT_TOPICS,
   'orders/create',
   'orders/paid',
+  'products/create',
+  'products/update',
   'app/uninstalled',
 ] as const;
 export const COMPLIANCE_TOPICS = ['customers/data_request', 'customers/redact', 'shop/redact'] as const;
@@ -86,3 +88,17 @@ export const orderSchema = z.looseObject({
   });
 
 export const shopSchema = z.looseObject({ id, myshopify_domain: text, domain: text });
+
+/**
+ * products/create, products/update (scope read_products): the REST Product resource (shopify.md §2; @shopify/shopify-api
+ * rest/admin/2026-04/product.ts). `tags` is one comma-separated string in REST; an array is accepted too (the
+ * library types it `string | string[]`). The payload may carry a taxonomy `category` object: UNVERIFIED (not in
+ * the REST resource), so it is accepted and ignored, and the catalog reads the category through GraphQL.
+ */
+export const productSchema = z.looseObject({
+    id,
+    product_type: text,
+    vendor: text,
+    tags: z.union([z.string(), z.array(z.string())]).nullish(),
+    updated_at: timestamp,
+  });

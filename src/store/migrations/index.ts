@@ -241,12 +241,196 @@ const apiKeys: Migration = {
   },
 };
 
+/**
+ * Change feed of the send gate's in-memory index (src/gate/cache.ts). Every transaction that changes what a
+ * decision reads about a subject (consent projection, identities, profile, purchases) records the subject under
+ * the tenant's next `ledger_head.change_seq`, taken under the same row lock as the ledger chain, so rows commit
+ * in seq order on both databases and a reader's watermark never skips a change that commits late.
+ */
+function gateChanges(dialect: Dialect): Migration {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  return {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('ledger_head').addColumn('change_seq', bigint, (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .createTable('subject_change')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+        .addColumn('seq', bigint, (c) => c.notNull())
+        .addColumn('subject_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('subject_change_pk', ['tenant_id', 'seq', 'subject_id'])
+        .execute();
+      await db.schema.createIndex('subject_change_created_idx').on('subject_change').column('created_at').execute();
+    },
+  };
+}
+
+/**
+ * HubSpot custom workflow action calls (issue 4 §9): the answer given to each `callbackId`. HubSpot retries an
+ * execution after a 5xx, a 429 or a timeout (hubspot.md §6), and a retry must get the first answer unchanged even
+ * if consent changed since: the answer is inserted under this primary key (UNIQUE tenant_id, callback_id) and a
+ * retry's insert does nothing and reads it back (insert-first, style.md §10).
+ */
+const workflowActionCalls: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('workflow_action_call')
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+      .addColumn('callback_id', 'text', (c) => c.notNull())
+      .addColumn('request_fingerprint', 'text', (c) => c.notNull())
+      .addColumn('answer', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('workflow_action_call_pk', ['tenant_id', 'callback_id'])
+      .execute();
+  },
+};
+
+/**
+ * Issue 4 §3: cached product facts for similarity (src/catalog/cached-catalog.ts). Arrays are JSON text on both
+ * databases; `stale` is 0/1 (SQLite has no boolean).
+ */
+const productCatalog: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('product')
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+      .addColumn('product_id', 'text', (c) => c.notNull())
+      .addColumn('product_type', 'text')
+      .addColumn('vendor', 'text')
+      .addColumn('tags', 'text', (c) => c.notNull())
+      .addColumn('taxonomy_category_id', 'text')
+      .addColumn('taxonomy_category_name', 'text')
+      .addColumn('collections', 'text')
+      .addColumn('source_updated_at', 'text')
+      .addColumn('fetched_at', 'text')
+      .addColumn('stale', 'integer', (c) => c.notNull().defaultTo(0).check(sql`stale in (0, 1)`))
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('product_pk', ['tenant_id', 'product_id'])
+      .execute();
+  },
+};
+
+/**
+ * Soft opt-in evaluation of each paid order (issue 4 §4) as a durable job on the purchase row itself: pending
+ * until its products' category groups are known (a catalog call, outside any transaction), retried with backoff,
+ * and the outcome (earned, or why not, per channel) kept for `explain`.
+ */
+const purchaseSoftOptIn: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('purchase').addColumn('soi_status', 'text', (c) => c.notNull().defaultTo('pending')).execute();
+    await db.schema.alterTable('purchase').addColumn('soi_attempts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('purchase').addColumn('soi_next_at', 'text').execute();
+    await db.schema.alterTable('purchase').addColumn('soi_outcome', 'text').execute();
+    await db.schema.createIndex('purchase_soi_due_idx').on('purchase').columns(['soi_status', 'soi_next_at']).execute();
+  },
+};
+
+/**
+ * Issue 5 §1: the outbox of writes owed to the platforms. Insert-first on UNIQUE (tenant_id, idempotency_key);
+ * claimed by (status, run_at) with a lease (`claimed_until`), so a dispatcher that dies leaves its rows due
+ * again when the lease ends.
+ */
+function outbox(dialect: Dialect): Migration {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('outbox')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+        .addColumn('platform', 'text', (c) => c.notNull().check(sql`platform in ('hubspot', 'shopify')`))
+        .addColumn('operation', 'text', (c) => c.notNull())
+        .addColumn('idempotency_key', 'text', (c) => c.notNull())
+        .addColumn('subject_id', 'text')
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('source_seq', bigint)
+        .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('pending', 'done', 'dead')`))
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('run_at', 'text', (c) => c.notNull())
+        .addColumn('claimed_until', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('done_at', 'text')
+        .addColumn('note', 'text')
+        .addUniqueConstraint('outbox_idempotency_uq', ['tenant_id', 'idempotency_key'])
+        .execute();
+      await db.schema.createIndex('outbox_claim_idx').on('outbox').columns(['status', 'run_at']).execute();
+      await db.schema.createIndex('outbox_tenant_idx').on('outbox').columns(['tenant_id', 'status']).execute();
+    },
+  };
+}
+
+/**
+ * Our own platform writes, by fingerprint (issue 5 echo suppression): an inbound webhook or poll observation that
+ * only reflects one of them is dropped instead of entering the ledger a second time.
+ */
+const syncWrites: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('sync_write')
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+      .addColumn('fingerprint', 'text', (c) => c.notNull())
+      .addColumn('written_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('sync_write_pk', ['tenant_id', 'fingerprint'])
+      .execute();
+    await db.schema.createIndex('sync_write_written_idx').on('sync_write').column('written_at').execute();
+  },
+};
+
+/**
+ * Shared admission for platform calls (src/sync/rate-limit.ts `DatabaseRateLimiter`): units used per key and
+ * fixed sub-window (bucket) of a rolling window. `window_start` is the bucket start in epoch milliseconds.
+ * Rows older than the key's window are deleted by the limiter itself.
+ */
+function rateLimits(dialect: Dialect): Migration {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  return {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('rate_limit_slot')
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('window_start', bigint, (c) => c.notNull())
+        .addColumn('used', 'integer', (c) => c.notNull().check(sql`used >= 0`))
+        .addPrimaryKeyConstraint('rate_limit_slot_pk', ['key', 'window_start'])
+        .execute();
+    },
+  };
+}
+
+/**
+ * Positions of the reconciliation poll and the backfill per tenant (src/store/cursor.repository.ts), so both resume
+ * where they stopped after a restart or a crash. Also an index on outbox (tenant_id, subject_id, status): the poll
+ * asks, for the contacts of each page, whether a subscription write of ours is still on its way to HubSpot.
+ */
+const syncCursors: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('sync_cursor')
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenant.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('sync_cursor_pk', ['tenant_id', 'name'])
+      .execute();
+    await db.schema.createIndex('outbox_subject_idx').on('outbox').columns(['tenant_id', 'subject_id', 'status']).execute();
+  },
+};
+
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0002_inbox': inbox(dialect),
     '0003_event_subject_seq': eventSubjectSeqIndex,
     '0004_api_keys': apiKeys,
+    '0005_workflow_action_calls': workflowActionCalls,
+    '0006_product_catalog': productCatalog,
+    '0007_gate_changes': gateChanges(dialect),
+    '0008_purchase_soft_opt_in': purchaseSoftOptIn,
+    '0009_outbox': outbox(dialect),
+    '0010_rate_limits': rateLimits(dialect),
+    '0011_sync_writes': syncWrites,
+    '0012_sync_cursors': syncCursors,
   };
 }
 

@@ -48,10 +48,13 @@ describe('loadConfig with an empty environment', () => {
     expect(config.shutdownTimeoutMs).toBe(10_000);
     expect(config.webhookBodyLimitBytes).toBe(2 * 1024 * 1024);
     expect(config.tenantCacheMs).toBe(5000);
+    expect(config.gateCacheMaxSubjects).toBe(500_000);
     expect(config.worker).toEqual({ inProcess: true, maxAttempts: 8 });
     expect(config.encryptionKey).toBeNull();
-    expect(config.shopify).toEqual({ apiKey: null, apiSecret: null, apiSecretPrevious: null });
-    expect(config.hubspot).toEqual({ clientId: null, clientSecret: null, clientSecretPrevious: null, appId: null });
+    expect(config.shopify).toEqual({ apiKey: null, apiSecret: null, apiSecretPrevious: null, apiBaseUrl: null });
+    expect(config.hubspot).toEqual({ clientId: null, clientSecret: null, clientSecretPrevious: null, appId: null, apiBaseUrl: null });
+    expect(config.outbox.maxAttempts).toBe(15);
+    expect(config.metricsToken).toBeNull();
   });
 
   it('switches every feature off and names the exact missing variables', () => {
@@ -99,8 +102,13 @@ describe('loadConfig with a full environment', () => {
     SHUTDOWN_TIMEOUT_MS: '2500',
     WEBHOOK_BODY_LIMIT_BYTES: '65536',
     TENANT_CACHE_MS: '0',
+    GATE_CACHE_MAX_SUBJECTS: '1000',
+    SHOPIFY_API_BASE_URL: 'http://127.0.0.1:4001',
+    HUBSPOT_API_BASE_URL: 'http://127.0.0.1:4002',
+    OUTBOX_MAX_ATTEMPTS: '4',
     RUN_WORKER: 'false',
     INBOX_MAX_ATTEMPTS: '3',
+    METRICS_TOKEN: ' metrics-token-123 ',
     UNRELATED_VARIABLE: 'ignored',
   };
   const config = loadConfig(env, CWD);
@@ -110,13 +118,16 @@ describe('loadConfig with a full environment', () => {
     expect(config.host).toBe('127.0.0.1');
     expect(config.database).toEqual({ kind: 'postgres', url: 'postgres://postgres@127.0.0.1:5432/test' });
     expect(config.logLevel).toBe('debug');
-    expect(config.shopify).toEqual({ apiKey: 'shop-key', apiSecret: 'shop-secret', apiSecretPrevious: 'shop-secret-old' });
-    expect(config.hubspot).toEqual({ clientId: 'hs-client', clientSecret: 'hs-secret', clientSecretPrevious: 'hs-secret-old', appId: '123456' });
+    expect(config.shopify).toEqual({ apiKey: 'shop-key', apiSecret: 'shop-secret', apiSecretPrevious: 'shop-secret-old', apiBaseUrl: 'http://127.0.0.1:4001' });
+    expect(config.outbox.maxAttempts).toBe(4);
+    expect(config.hubspot).toEqual({ clientId: 'hs-client', clientSecret: 'hs-secret', clientSecretPrevious: 'hs-secret-old', appId: '123456', apiBaseUrl: 'http://127.0.0.1:4002' });
     expect(config.encryptionKey?.equals(KEY_BYTES)).toBe(true);
     expect(config.shutdownTimeoutMs).toBe(2500);
     expect(config.webhookBodyLimitBytes).toBe(65536);
     expect(config.tenantCacheMs).toBe(0);
+    expect(config.gateCacheMaxSubjects).toBe(1000);
     expect(config.worker).toEqual({ inProcess: false, maxAttempts: 3 });
+    expect(config.metricsToken).toBe('metrics-token-123');
   });
 
   it('turns every feature on', () => {
@@ -293,6 +304,7 @@ describe('describeConfig', () => {
     expect(lines).toContain('tokenStorage: OFF (set ENCRYPTION_KEY)');
     expect(lines).toContain(`database: SQLite ${path.join(CWD, DEFAULT_SQLITE_FILE)}`);
     expect(lines).toContain('public URL: http://localhost:3000');
+    expect(lines).toContain('metrics: GET /metrics open (set METRICS_TOKEN to require a bearer token)');
   });
 
   it('says on for enabled features', () => {
@@ -300,6 +312,12 @@ describe('describeConfig', () => {
     expect(lines).toContain('shopify: on');
     expect(lines).toContain('tokenStorage: on');
     expect(lines.some((l) => l.startsWith('hubspot: OFF'))).toBe(true);
+  });
+
+  it('says whether /metrics needs a token, never printing it', () => {
+    const lines = describeConfig(loadConfig({ METRICS_TOKEN: 'scrape-secret' }, CWD));
+    expect(lines).toContain('metrics: GET /metrics with the METRICS_TOKEN bearer token');
+    expect(lines.join('\n')).not.toContain('scrape-secret');
   });
 
   it('never prints the database password', () => {

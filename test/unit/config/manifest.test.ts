@@ -3,6 +3,8 @@ import path from 'node:path';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import { defaultSettings, manifest, validateSettings } from '../../../src/config/manifest';
+import { ACTION_CHANNELS, HUBSPOT_CHECK_CONSENT_PATH } from '../../../webhooks/hubspot/actions';
+import { CHANGE_SOURCES, HUBSPOT_RECORD_CONSENT_CHANGE_PATH, RECORD_CHANNELS, RECORD_REASONS, SUBSCRIPTION_STATUSES } from '../../../webhooks/hubspot/record-action';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -15,7 +17,25 @@ const onDisk = readJson('manifest.json') as {
   name: string;
   version: string;
   shopify: { webhooks: Array<{ path: string; topics?: string[]; complianceTopics?: string[] }> };
-  hubspot: { webhooks: { path: string; subscriptions: unknown[] } };
+  hubspot: {
+    webhooks: { path: string; subscriptions: unknown[] };
+    workflowActions: Array<{
+      actionPath: string;
+      objectTypes: string[];
+      objectRequestOptions?: { properties: string[] };
+      inputFields: Array<{ typeDefinition: { name: string; type: string; options?: Array<{ value: string }> }; supportedValueTypes: string[]; isRequired: boolean }>;
+      outputFields: Array<{ typeDefinition: { name: string; options?: Array<{ value: string }> } }>;
+      executionRules?: Array<{ labelName: string; conditions: Record<string, unknown> }>;
+      labels: {
+        en: {
+          actionName: string;
+          inputFieldLabels: Record<string, string>;
+          outputFieldLabels: Record<string, string>;
+          executionRules?: Record<string, string>;
+        };
+      };
+    }>;
+  };
   settings: { properties: Record<string, { default?: unknown }> };
 };
 const pkg = readJson('package.json') as { name: string; version: string };
@@ -68,6 +88,53 @@ describe('manifest.json', () => {
   it('declares the HubSpot webhook endpoint', () => {
     expect(onDisk.hubspot.webhooks.path).toBe('/webhooks/hubspot');
     expect(onDisk.hubspot.webhooks.subscriptions.length).toBeGreaterThan(0);
+  });
+
+  it('declares the "Check marketing consent" workflow action at the path its route serves', () => {
+    const action = onDisk.hubspot.workflowActions.find((a) => a.actionPath === HUBSPOT_CHECK_CONSENT_PATH);
+    expect(action).toBeDefined();
+    expect(action?.objectTypes).toEqual(['CONTACT']);
+    expect(action?.labels.en.actionName).toBe('Check marketing consent');
+    const inputs = Object.fromEntries((action?.inputFields ?? []).map((f) => [f.typeDefinition.name, f]));
+    expect(Object.keys(inputs).sort()).toEqual(['category', 'channel', 'purpose', 'subscription_type']);
+    expect(inputs.channel?.isRequired).toBe(true);
+    expect(inputs.channel?.typeDefinition.options?.map((o) => o.value)).toEqual([...ACTION_CHANNELS]);
+    const outputs = Object.fromEntries((action?.outputFields ?? []).map((f) => [f.typeDefinition.name, f]));
+    expect(Object.keys(outputs).sort()).toEqual(['consent_allowed', 'consent_basis', 'consent_reason']);
+    expect(outputs.consent_allowed?.typeDefinition.options?.map((o) => o.value)).toEqual(['yes', 'no']);
+    // Every field has an English label (HubSpot requires labels.en).
+    expect(Object.keys(action?.labels.en.inputFieldLabels ?? {}).sort()).toEqual(Object.keys(inputs).sort());
+    expect(Object.keys(action?.labels.en.outputFieldLabels ?? {}).sort()).toEqual(Object.keys(outputs).sort());
+  });
+
+  it('declares the "Record consent change" workflow action at the path its route serves', () => {
+    const action = onDisk.hubspot.workflowActions.find((a) => a.actionPath === HUBSPOT_RECORD_CONSENT_CHANGE_PATH);
+    expect(action).toBeDefined();
+    expect(onDisk.hubspot.workflowActions.map((a) => a.actionPath)).toEqual([HUBSPOT_CHECK_CONSENT_PATH, HUBSPOT_RECORD_CONSENT_CHANGE_PATH]);
+    expect(action?.objectTypes).toEqual(['CONTACT']);
+    // The contact's email comes with the request: the second identity, and the key of the echo log.
+    expect(action?.objectRequestOptions).toEqual({ properties: ['email'] });
+    expect(action?.labels.en.actionName).toBe('Record consent change');
+    const inputs = Object.fromEntries((action?.inputFields ?? []).map((f) => [f.typeDefinition.name, f]));
+    expect(Object.keys(inputs).sort()).toEqual(['changed_at', 'channel', 'source', 'status', 'subscription_type']);
+    expect(inputs.channel?.isRequired).toBe(true);
+    expect(inputs.channel?.typeDefinition.options?.map((o) => o.value)).toEqual([...RECORD_CHANNELS]);
+    expect(inputs.status?.isRequired).toBe(true);
+    expect(inputs.status?.typeDefinition.options?.map((o) => o.value)).toEqual([...SUBSCRIPTION_STATUSES]);
+    expect(inputs.source?.isRequired).toBe(false);
+    expect(inputs.source?.typeDefinition.options?.map((o) => o.value)).toEqual([...CHANGE_SOURCES]);
+    expect(inputs.subscription_type?.isRequired).toBe(false);
+    expect(inputs.changed_at?.isRequired).toBe(false);
+    expect(inputs.changed_at?.typeDefinition.type).toBe('datetime');
+    const outputs = Object.fromEntries((action?.outputFields ?? []).map((f) => [f.typeDefinition.name, f]));
+    expect(Object.keys(outputs).sort()).toEqual(['reason', 'recorded']);
+    expect(outputs.recorded?.typeDefinition.options?.map((o) => o.value)).toEqual(['yes', 'no']);
+    expect(outputs.reason?.typeDefinition.options?.map((o) => o.value)).toEqual([...RECORD_REASONS]);
+    expect(Object.keys(action?.labels.en.inputFieldLabels ?? {}).sort()).toEqual(Object.keys(inputs).sort());
+    expect(Object.keys(action?.labels.en.outputFieldLabels ?? {}).sort()).toEqual(Object.keys(outputs).sort());
+    // One workflow-history message per reason, each rule labelled.
+    expect(action?.executionRules?.map((r) => r.conditions.reason)).toEqual([...RECORD_REASONS]);
+    expect(Object.keys(action?.labels.en.executionRules ?? {}).sort()).toEqual((action?.executionRules ?? []).map((r) => r.labelName).sort());
   });
 
   it('has a settings schema that compiles with a fresh strict Ajv', () => {

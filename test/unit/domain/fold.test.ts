@@ -46,6 +46,7 @@ const arbEvent: fc.Arbitrary<Omit<ConsentEvent, 'id'>> = fc
     optIn: fc.constantFrom(undefined, 'single_opt_in', 'confirmed_opt_in', 'unknown'),
     validUntil: fc.option(fc.constantFrom(...TIMES), { nil: undefined }),
     categories: fc.subarray(['footwear', 'insurance'], { minLength: 1 }),
+    grantedAt: fc.option(fc.constantFrom(...TIMES), { nil: undefined }),
     source: fc.constantFrom('shopify', 'hubspot', 'system'),
   })
   .map((g) => {
@@ -61,6 +62,7 @@ const arbEvent: fc.Arbitrary<Omit<ConsentEvent, 'id'>> = fc
         ...(g.optIn ? { optInLevel: g.optIn as 'single_opt_in' } : {}),
         ...(g.validUntil ? { validUntil: g.validUntil } : {}),
         ...(g.kind.startsWith('soft_opt_in') ? { categories: g.categories } : {}),
+        ...(g.kind === 'consent_expired' && g.grantedAt ? { grantedAt: g.grantedAt } : {}),
       },
     };
   });
@@ -218,6 +220,42 @@ describe('foldConsent: single transitions', () => {
     const grant = event('grant', TIMES[0]!, { evidence: { ...affirmativeEvidence, validUntil: TIMES[4]! } });
     expect(foldConsent([grant, event('consent_expired', TIMES[3]!)]).status).toBe('granted');
     expect(foldConsent([grant, event('consent_expired', TIMES[4]!)]).status).toBe('expired');
+  });
+
+  test('a scheduler expiry naming the grant (evidence.grantedAt) ends that grant though it has no stored validUntil', () => {
+    const grant = event('grant', TIMES[0]!, { evidence: affirmativeEvidence });
+    const expiry = event('consent_expired', TIMES[5]!, { source: 'system', evidence: { grantedAt: TIMES[0]!, validUntil: TIMES[5]! } });
+    const state = foldConsent([expiry, grant]);
+    expect(state).toMatchObject({ status: 'expired', basis: null, grantedAt: TIMES[0] });
+    expect(state.evidenceEventIds).toEqual([grant.id, expiry.id]);
+    // Without grantedAt (and no stored validUntil) an expiry still does nothing, as before.
+    expect(foldConsent([grant, event('consent_expired', TIMES[5]!)]).status).toBe('granted');
+    // An expiry computed for another grant does nothing either.
+    expect(foldConsent([grant, event('consent_expired', TIMES[5]!, { evidence: { grantedAt: TIMES[1]! } })]).status).toBe('granted');
+  });
+
+  test('a renewal before the expiry moment survives an expiry computed for the older grant, whatever the arrival order', () => {
+    const grant = event('grant', TIMES[0]!, { evidence: affirmativeEvidence });
+    const renewal = event('grant', TIMES[3]!, { evidence: affirmativeEvidence });
+    const expiry = event('consent_expired', TIMES[5]!, { source: 'system', evidence: { grantedAt: TIMES[0]!, validUntil: TIMES[5]! } });
+    for (const order of [[grant, renewal, expiry], [grant, expiry, renewal], [expiry, renewal, grant]]) {
+      expect(foldConsent(order)).toMatchObject({ status: 'granted', grantedAt: TIMES[3], evidenceEventIds: [renewal.id] });
+    }
+    // A sync re-observing the old grant is no renewal (it keeps grantedAt): the grant still ends.
+    const observed = event('grant', TIMES[3]!, { source: 'system', evidence: { note: 'observed in HubSpot' } });
+    expect(foldConsent([grant, observed, expiry]).status).toBe('expired');
+    // A renewal after the expiry moment needs an affirmative act (rule 3), like any re-grant after an expiry.
+    expect(foldConsent([grant, expiry, event('grant', TIMES[6]!, { evidence: affirmativeEvidence })]).status).toBe('granted');
+    expect(foldConsent([grant, expiry, event('grant', TIMES[6]!, { source: 'system', evidence: { note: 'observed' } })]).status).toBe('expired');
+    // A renewal at the very expiry moment sorts before the expiry (grants first at equal times) and survives.
+    expect(foldConsent([grant, expiry, event('grant', TIMES[5]!, { evidence: affirmativeEvidence })]).status).toBe('granted');
+  });
+
+  test('a confirmed double opt-in dates from the sign-up: an expiry naming the sign-up time ends it', () => {
+    const pending = event('pending', TIMES[0]!, { evidence: affirmativeEvidence });
+    const confirm = event('confirm', TIMES[1]!, { evidence: affirmativeEvidence });
+    const expiry = event('consent_expired', TIMES[6]!, { source: 'system', evidence: { grantedAt: TIMES[0]! } });
+    expect(foldConsent([pending, confirm, expiry])).toMatchObject({ status: 'expired', evidenceEventIds: [pending.id, confirm.id, expiry.id] });
   });
 
   test('purpose-specific withdrawal leaves other purposes alone; a * withdrawal applies to all', () => {

@@ -314,7 +314,7 @@ describe('decide: cross-cutting cases', () => {
     const decision = run([soi('2026-09-01T00:00:00.000Z', footwear)], 'NL', 'email', footwear);
     expect(decision.jurisdiction.sources).toEqual(['[9]', '[10]', '[11]']);
     expect(decision.jurisdiction.rulesVersion).toMatch(/^\d{4}-\d{2}-\d{2}\.\d+$/);
-    expect(decision.conditions.map((c) => c.check)).toEqual([
+    expect(decision.conditions!.map((c) => c.check)).toEqual([
       'channel_covered',
       'recipient_known',
       'not_erased',
@@ -329,7 +329,7 @@ describe('decide: cross-cutting cases', () => {
       'registers_cleared',
     ]);
     // Only the consent check fails: the soft opt-in allows.
-    expect(decision.conditions.filter((c) => !c.passed).map((c) => c.check)).toEqual(['consent']);
+    expect(decision.conditions!.filter((c) => !c.passed).map((c) => c.check)).toEqual(['consent']);
   });
 });
 

@@ -1,0 +1,26 @@
+/** The Shopify simulator's public surface (issue 6 §1). */
+export {
+  startShopifySimulator,
+  type ShopifySimulator,
+  type ShopifySimulatorOptions,
+  type SimulatorState,
+  type ShopState,
+  type SimulatorCounters,
+  type CustomerView,
+  type ProductView,
+  type OrderView,
+  type ConsentView,
+  type ShopOptions,
+  type CustomerInput,
+  type CustomerPatch,
+  type MarketingInput,
+  type OrderInput,
+  type ProductInput,
+  type WebhookDelivery,
+  type DeliveryAttempt,
+  type WebhookRetryOptions,
+  type ThrottleSettings,
+  type ThrottleStatus,
+  type SimulatorClock,
+} from './server';
+export { signWebhook } from './webhooks';

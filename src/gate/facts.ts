@@ -1,0 +1,138 @@
+/**
+ * What a gate decision reads about a person, loaded in batches: which subject an identity names, and for each
+ * subject its identities, consent projection (every channel and purpose), jurisdiction hints and company flag.
+ * `loadFacts` reads the database; `GateCache` (cache.ts) keeps the same facts in memory and falls back to it.
+ */
+import type { ConsentState } from '../domain/consent';
+import type { Identity, IdentityKind } from '../domain/identity';
+import type { TenantSettings } from '../config/manifest';
+import type { CountrySource } from '../rules/decide';
+import type { Audience } from '../rules/profiles';
+import type { Store } from '../store/database';
+import * as repo from '../store/gate.repository';
+
+export interface SubjectFacts {
+  readonly subjectId: string;
+  /** Identities of the subject when loaded. */
+  readonly identities: readonly Identity[];
+  readonly emails: readonly string[];
+  /** Customer's default address country, else the newest paid order's country; null when neither is known. */
+  readonly country: { readonly country: string; readonly source: CountrySource } | null;
+  readonly hasCompany: boolean;
+  /** Decoded projection states by `stateKey(channel, purpose)`. */
+  readonly states: ReadonlyMap<string, ConsentState>;
+}
+
+/** Facts per input identity, in input order; undefined for an unknown (or null) identity. */
+export type ResolvedFacts = ReadonlyArray<SubjectFacts | undefined>;
+
+/** A source of facts for a batch of identities (the database, or the in-memory cache in front of it). */
+export interface FactsSource {
+  resolve(store: Store, tenantId: string, identities: ReadonlyArray<Identity | null>): Promise<ResolvedFacts>;
+}
+
+export function identityKey(identity: Identity): string {
+  return `${identity.kind}:${identity.value}`;
+}
+
+export function stateKey(channel: string, purpose: string): string {
+  return `${channel}\u0000${purpose}`;
+}
+
+function chunks<T>(items: readonly T[], size = repo.IN_CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Subjects of these identities (one query per identity kind and chunk of 1,000). */
+export async function lookupSubjects(store: Store, tenantId: string, identities: Iterable<Identity>): Promise<Map<string, string>> {
+  const byKind = new Map<string, Set<string>>();
+  for (const identity of identities) {
+    const values = byKind.get(identity.kind);
+    if (values) values.add(identity.value);
+    else byKind.set(identity.kind, new Set([identity.value]));
+  }
+  const subjectOf = new Map<string, string>();
+  for (const [kind, values] of byKind) {
+    for (const chunk of chunks([...values])) {
+      for (const row of await repo.subjectsByIdentity(store.reader, tenantId, kind, chunk)) subjectOf.set(`${kind}:${row.value}`, row.subject_id);
+    }
+  }
+  return subjectOf;
+}
+
+/** Facts of these subjects; a subject with no rows anywhere still gets (empty) facts. */
+export async function loadFacts(store: Store, tenantId: string, subjectIds: readonly string[]): Promise<Map<string, SubjectFacts>> {
+  const db = store.reader;
+  const identitiesOf = new Map<string, Identity[]>();
+  const emails = new Map<string, string[]>();
+  const states = new Map<string, Map<string, ConsentState>>();
+  const country = new Map<string, { country: string; source: CountrySource }>();
+  const company = new Set<string>();
+  for (const subjectId of subjectIds) {
+    identitiesOf.set(subjectId, []);
+    emails.set(subjectId, []);
+    states.set(subjectId, new Map());
+  }
+  for (const chunk of chunks(subjectIds)) {
+    for (const row of await repo.identitiesOf(db, tenantId, chunk)) {
+      identitiesOf.get(row.subject_id)?.push({ kind: row.kind as IdentityKind, value: row.value });
+      if (row.kind === 'email') emails.get(row.subject_id)?.push(row.value);
+    }
+    for (const row of await repo.projectionRows(db, tenantId, chunk)) {
+      states.get(row.subject_id)?.set(stateKey(row.channel, row.purpose), JSON.parse(row.state) as ConsentState);
+    }
+    for (const row of await repo.profilesOf(db, tenantId, chunk)) {
+      if (row.country) country.set(row.subject_id, { country: row.country, source: 'customer_address' });
+      if (row.company) company.add(row.subject_id);
+    }
+    // Newest first: the first country seen per subject wins.
+    for (const row of await repo.purchaseCountries(db, tenantId, chunk)) {
+      if (!country.has(row.subject_id)) country.set(row.subject_id, { country: row.country, source: 'order_billing' });
+    }
+  }
+  const facts = new Map<string, SubjectFacts>();
+  for (const subjectId of subjectIds) {
+    facts.set(subjectId, {
+      subjectId,
+      identities: identitiesOf.get(subjectId)!,
+      emails: emails.get(subjectId)!,
+      country: country.get(subjectId) ?? null,
+      hasCompany: company.has(subjectId),
+      states: states.get(subjectId)!,
+    });
+  }
+  return facts;
+}
+
+/** Straight from the database on every call (the CLI, single-contact checks, and GATE_CACHE_MAX_SUBJECTS=0). */
+export const databaseFacts: FactsSource = {
+  async resolve(store, tenantId, identities) {
+    const subjectOf = await lookupSubjects(store, tenantId, identities.filter((i): i is Identity => i !== null));
+    const factsOf = await loadFacts(store, tenantId, [...new Set(subjectOf.values())]);
+    return identities.map((identity) => {
+      const subjectId = identity === null ? undefined : subjectOf.get(identityKey(identity));
+      return subjectId === undefined ? undefined : factsOf.get(subjectId);
+    });
+  },
+};
+
+/**
+ * Jurisdiction of a subject (issue 4 §2): the default address country, else the newest paid order's country,
+ * else the shop's country (setting `shopCountry`), else none (the EU default profile applies).
+ */
+export function countryOf(facts: SubjectFacts | undefined, shopCountry: string | null): { country: string | null; source: CountrySource } {
+  if (facts?.country) return facts.country;
+  return shopCountry ? { country: shopCountry, source: 'shop_country' } : { country: null, source: 'none' };
+}
+
+/**
+ * Audience (issue 4 §2): B2B when the merchant's rule says so (company on the address, or an email domain in
+ * the list, given as a set); otherwise B2C. Customer tags are not stored yet, so `b2b.customerTags` is inert.
+ */
+export function audienceOf(facts: SubjectFacts | undefined, b2b: TenantSettings['b2b'], emailDomains: ReadonlySet<string>): Audience {
+  if (facts === undefined || b2b === undefined) return 'B2C';
+  if (b2b.companyOnAddress && facts.hasCompany) return 'B2B';
+  return facts.emails.some((e) => emailDomains.has(e.slice(e.lastIndexOf('@') + 1))) ? 'B2B' : 'B2C';
+}
