@@ -2,6 +2,7 @@
  * Store and ledger contract: the same suite on SQLite and on PostgreSQL (style.md §18).
  */
 import { sql } from 'kysely';
+import { Client } from 'pg';
 import { createSecretBox } from '../../src/crypto/secret-box';
 import type { NewConsentEvent } from '../../src/domain/consent';
 import { AppError } from '../../src/domain/errors';
@@ -12,6 +13,7 @@ import { migrateToLatest, pendingMigrations } from '../../src/store/migrations';
 import { resolveSubject } from '../../src/subjects/subjects';
 import { addTenant, findTenant, readCredentials, setTenantSettings } from '../../src/tenants/tenants';
 import { countingIds, fixedClock } from '../helpers/deps';
+import { postgresUrl } from '../helpers/env';
 import { migratedStore, rawSql, testDialects, type TestDatabase } from '../helpers/stores';
 
 const key = Buffer.alloc(32, 7);
@@ -59,6 +61,41 @@ describe.each(testDialects())('store and ledger contract on %s', (dialect) => {
       expect(again.results).toEqual([]);
     });
 
+    if (dialect === 'postgres') {
+      test('a fresh schema migrates while other schemas of the same database are created and dropped', async () => {
+        // Kysely's own introspector looked up every table of every schema by name; a schema dropped meanwhile
+        // (a parallel suite's, another instance's) failed our migration with "relation … does not exist".
+        let churning = true;
+        const churner = async (name: string) => {
+          const client = new Client({ connectionString: postgresUrl() });
+          await client.connect();
+          let round = 0;
+          try {
+            while (churning) {
+              const tables = Array.from({ length: 30 }, (_, i) => `create table ${name}.t${i} (id serial primary key, v text);`).join('');
+              await client.query(`create schema ${name};${tables}`);
+              await client.query(`drop schema ${name} cascade`);
+              round += 1;
+            }
+          } finally {
+            await client.end();
+          }
+          return round;
+        };
+        const churn = Promise.all(['a', 'b', 'c'].map((n) => churner(`churn_${n}_${process.pid}`))).then((rounds) => rounds.reduce((a, b) => a + b, 0));
+        try {
+          for (let i = 0; i < 12; i += 1) {
+            const fresh = await migratedStore('postgres');
+            expect(await pendingMigrations(fresh.store)).toEqual([]);
+            await fresh.store.close();
+            await fresh.db.drop();
+          }
+        } finally {
+          churning = false;
+        }
+        expect(await churn).toBeGreaterThan(0);
+      });
+    }
   });
 
   describe('tenants', () => {

@@ -3,7 +3,7 @@
  * both dialects; the few dialect differences (bigint, triggers) are branches inside it. Never edit a shipped
  * migration: add a new one.
  */
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type DatabaseIntrospector, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import type { Dialect, Store } from '../database';
 
 function initial(dialect: Dialect): Migration {
@@ -450,15 +450,46 @@ class StaticMigrationProvider implements MigrationProvider {
  * skip creating its own.
  */
 async function migratorFor(store: Store): Promise<Migrator> {
-  let migrationTableSchema: string | undefined;
-  if (store.dialect === 'postgres') {
-    const result = await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db);
-    migrationTableSchema = result.rows[0]?.schema;
-  }
-  return new Migrator({
-    db: store.db,
-    provider: new StaticMigrationProvider(migrationsFor(store.dialect)),
-    ...(migrationTableSchema ? { migrationTableSchema } : {}),
+  const provider = new StaticMigrationProvider(migrationsFor(store.dialect));
+  if (store.dialect !== 'postgres') return new Migrator({ db: store.db, provider });
+  const result = await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db);
+  const migrationTableSchema = result.rows[0]?.schema;
+  if (!migrationTableSchema) return new Migrator({ db: store.db, provider });
+  return new Migrator({ db: withSchemaScopedIntrospection(store.db, migrationTableSchema), provider, migrationTableSchema });
+}
+
+/**
+ * The Migrator only asks introspection whether its own bookkeeping tables exist. Kysely's PostgreSQL
+ * introspector answers by reading every table of every schema, calling `pg_get_serial_sequence` on each: a
+ * schema dropped by someone else meanwhile (another instance's, or a parallel test suite's) makes that call
+ * fail with "relation … does not exist" and the migration with it. So the migrator gets a view of the database
+ * whose introspection lists only the tables of our own schema, read from pg_catalog without any lookup by name.
+ */
+function withSchemaScopedIntrospection(db: Kysely<any>, schema: string): Kysely<any> {
+  const introspection: DatabaseIntrospector = {
+    async getSchemas() {
+      const rows = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace where nspname = ${schema}`.execute(db);
+      return rows.rows;
+    },
+    async getTables() {
+      const rows = await sql<{ name: string; isView: boolean }>`
+        select c.relname as name, c.relkind in ('v', 'm') as "isView"
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+        where ns.nspname = ${schema} and c.relkind in ('r', 'p', 'v', 'm')`.execute(db);
+      // Columns are not needed by the Migrator (it checks names only), so none are read.
+      return rows.rows.map((row) => ({ name: row.name, schema, isView: row.isView, columns: [] }));
+    },
+    async getMetadata() {
+      return { tables: await this.getTables() };
+    },
+  };
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === 'introspection') return introspection;
+      const value: unknown = Reflect.get(target, property, target);
+      // Kysely keeps its state in private fields, so its methods must run with the real instance as `this`.
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
   });
 }
 
