@@ -19,7 +19,7 @@ import type { Decision } from './rules/decide';
 import { createLogger, silentLogger } from './log/logger';
 import { inboxStats, listDeadDeliveries, pruneProcessedDeliveries, retryDeadDeliveries } from './inbox/inbox';
 import { listDeadOutbox, outboxStats, retryDeadOutbox } from './outbox/outbox';
-import { createRuntime, backfillDeps, backgroundJobs, createOutboxDispatcher, createPlatformPorts, createWorker, startServer, type Runtime } from './main';
+import { createRuntime, backfillDeps, backgroundJobs, createJobScheduler, createOutboxDispatcher, createPlatformPorts, createWorker, startServer, type Runtime } from './main';
 import { backfillProgress, runBackfill, type BackfillProgress, type BackfillResult } from './sync/backfill';
 import { provisioningOf } from './sync/provision';
 import { migrateToLatest } from './store/migrations';
@@ -145,12 +145,12 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
       try {
         await migrateToLatest(runtime.store);
         const ports = createPlatformPorts(runtime);
-        const jobs = backgroundJobs(runtime, ports.catalog, ports);
-        const worker = createWorker(runtime, { jobs });
+        const jobs = createJobScheduler(runtime, backgroundJobs(runtime, ports.catalog, ports));
+        const worker = createWorker(runtime);
         const outbox = createOutboxDispatcher(runtime, ports);
         if (opts.once) {
           const handled = await worker.drain();
-          for (const job of jobs) await job.run();
+          await jobs.runAll();
           const written = await outbox.drain();
           println(`processed ${handled} deliver${handled === 1 ? 'y' : 'ies'}; dispatched ${written} outbox write${written === 1 ? '' : 's'}`);
           return;
@@ -158,6 +158,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
         out(`consent-bridge worker running on ${runtime.store.description}\n`);
         worker.start();
         outbox.start();
+        jobs.start();
         await new Promise<void>((resolve) => {
           if (io.handleSignals === false) return resolve();
           const onSignal = (): void => {
@@ -169,6 +170,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           process.on('SIGINT', onSignal);
         });
         await worker.stop();
+        await jobs.stop();
         await outbox.stop();
       } finally {
         await runtime.close();

@@ -14,7 +14,8 @@ import { GateCache } from './gate/cache';
 import { gateObjectionRoutes } from './gate/objection';
 import { gateRoutes } from './gate/routes';
 import { InboxWriter } from './inbox/inbox';
-import { InboxWorker, type BackgroundJob } from './inbox/worker';
+import { InboxWorker } from './inbox/worker';
+import { JobScheduler, type BackgroundJob } from './jobs/scheduler';
 import { CachedProductCatalog } from './catalog/cached-catalog';
 import type { ProductCatalog } from './catalog/catalog';
 import { AppError } from './domain/errors';
@@ -231,7 +232,7 @@ export function backfillDeps(runtime: Runtime, platforms: Pick<PlatformPorts, 'h
 }
 
 /**
- * Jobs of the worker loop: soft opt-in evaluation of paid orders (every second), expiry of soft opt-ins and
+ * Background jobs (src/jobs/scheduler.ts, each on its own loop): soft opt-in evaluation of paid orders (every second), expiry of soft opt-ins and
  * consents (every 15 min); with the platform ports also the HubSpot reconciliation poll (each tenant every
  * `reconciliationIntervalMinutes`) and the backfill of tenants never backfilled (both in short slices).
  */
@@ -249,7 +250,12 @@ export function backgroundJobs(runtime: Runtime, catalog: ProductCatalog, platfo
   return jobs;
 }
 
-export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: InboxWriter; jobs?: readonly BackgroundJob[] } = {}): InboxWorker {
+/** The background jobs on their own loops (inside `serve`, or `consent-bridge worker`). */
+export function createJobScheduler(runtime: Runtime, jobs: readonly BackgroundJob[]): JobScheduler {
+  return new JobScheduler(jobs, { logger: runtime.logger });
+}
+
+export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: InboxWriter } = {}): InboxWorker {
   const writer = options.inProcessWith;
   return new InboxWorker(
     {
@@ -261,7 +267,6 @@ export function createWorker(runtime: Runtime, options: { random?: () => number;
       logger: runtime.logger.child({ component: 'inbox-worker' }),
       ...(options.random ? { random: options.random } : {}),
       ...(writer ? { requestsWaiting: () => writer.busy } : {}),
-      ...(options.jobs ? { jobs: options.jobs } : {}),
     },
     { maxAttempts: runtime.config.worker.maxAttempts, ...(writer ? { sliceMs: 10 } : {}) },
   );
@@ -334,7 +339,8 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   const inbox = new InboxWriter(runtime.store, runtime);
   const metrics = createMetrics(runtime, { progressSource: () => backfillProgress(runtime.store) });
   const ports = createPlatformPorts(runtime, { onCall: (platform, outcome) => metrics.platformCall(platform, outcome), ...(options.hubspot ? { hubspot: options.hubspot } : {}) });
-  const worker = config.worker.inProcess ? createWorker(runtime, { inProcessWith: inbox, jobs: backgroundJobs(runtime, ports.catalog, ports) }) : null;
+  const worker = config.worker.inProcess ? createWorker(runtime, { inProcessWith: inbox }) : null;
+  const jobs = config.worker.inProcess ? createJobScheduler(runtime, backgroundJobs(runtime, ports.catalog, ports)) : null;
   const outbox = config.worker.inProcess ? createOutboxDispatcher(runtime, ports, { metrics, ...(options.outbox ? { tuning: options.outbox } : {}) }) : null;
   const app = buildApp(runtime, { inbox, metrics, ...(worker ? { onAccepted: () => worker.notify() } : {}) });
   const server = http.createServer(app.callback());
@@ -348,6 +354,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   logger.info({ url, features: describeConfig(config), worker: worker ? 'in-process' : 'off (RUN_WORKER=false)' }, 'consent-bridge listening');
   worker?.start();
   outbox?.start();
+  jobs?.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = 'stop'): Promise<void> => {
@@ -368,7 +375,8 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
       clearTimeout(timer);
       // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
       await worker?.stop();
-      // After the worker: it enqueues. The chunk in flight finishes and is recorded; the rest stay due.
+      await jobs?.stop();
+      // After the worker and the jobs (they enqueue): the chunk in flight finishes and is recorded; the rest stay due.
       await outbox?.stop();
       await runtime.close();
       logger.info({}, 'stopped');

@@ -277,7 +277,7 @@ export async function expireDue(store: Store, deps: ExpiryDeps, options: ExpiryO
 
 /**
  * A periodic job for the inbox worker's loop: `run()` expires what is due and returns how many events it
- * appended. Shape of `BackgroundJob` (src/inbox/worker.ts): `{ name, intervalMs, run(): Promise<number> }`.
+ * appended. Shape of `BackgroundJob` (src/jobs/scheduler.ts): `{ name, intervalMs, run(): Promise<number> }`.
  */
 export function expiryJob(
   store: Store,

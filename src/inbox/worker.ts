@@ -48,13 +48,6 @@ export interface WorkerOptions {
 
 export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50, sliceMs: 0, maxDeferMs: 50 };
 
-export interface BackgroundJob {
-  readonly name: string;
-  readonly intervalMs: number;
-  /** Returns how much it did (logged when > 0). */
-  run(): Promise<number>;
-}
-
 export interface WorkerDeps {
   readonly store: Store;
   readonly mappers: Readonly<Record<Platform, InboundMapper>>;
@@ -64,12 +57,6 @@ export interface WorkerDeps {
   readonly logger: Logger;
   /** Jitter source in [0, 1); injected so tests are deterministic. */
   readonly random?: () => number;
-  /**
-   * Work that follows from processed deliveries and runs in the same loop (soft opt-in evaluation of paid
-   * orders, expiry of soft opt-ins and consents). Each runs at most every `intervalMs`; a failure is logged and
-   * retried at the next interval, never stopping the inbox.
-   */
-  readonly jobs?: readonly BackgroundJob[];
   /** Inside `serve`: whether webhook requests are waiting for their inbox commit (see `maxDeferMs`). */
   readonly requestsWaiting?: () => boolean;
   /** Monotonic milliseconds for slices and deferral. Default `performance.now`. */
@@ -252,23 +239,6 @@ export class InboxWorker {
     await this.#loop;
   }
 
-  readonly #jobLastRun = new Map<string, number>();
-
-  /** Run the background jobs that are due (see `WorkerDeps.jobs`). */
-  async #runJobs(): Promise<void> {
-    for (const job of this.#deps.jobs ?? []) {
-      const last = this.#jobLastRun.get(job.name) ?? -Infinity;
-      if (Date.now() - last < job.intervalMs) continue;
-      this.#jobLastRun.set(job.name, Date.now());
-      try {
-        const done = await job.run();
-        if (done > 0) this.#deps.logger.info({ job: job.name, done }, 'background job ran');
-      } catch (err) {
-        this.#deps.logger.error({ job: job.name, err }, 'background job failed; retried at its next interval');
-      }
-    }
-  }
-
   async #run(): Promise<void> {
     const { logger } = this.#deps;
     let failures = 0;
@@ -282,7 +252,6 @@ export class InboxWorker {
         }
         handled = await this.stepBatch();
         failures = 0;
-        await this.#runJobs();
         if (handled > 0 && this.#options.sliceMs > 0) await this.#yieldToRequests();
       } catch (err) {
         failures += 1;

@@ -33,7 +33,7 @@ import { EMPTY_STATE, type Channel, type ConsentState, type EventKind, type Lega
 import type { SubjectlessEvent } from '../domain/inbound';
 import { normalizeIdentity, type Identity } from '../domain/identity';
 import { toIsoTimestamp } from '../domain/time';
-import type { BackgroundJob } from '../inbox/worker';
+import type { BackgroundJob } from '../jobs/scheduler';
 import { canonicalJson } from '../ledger/chain';
 import { appendInTransaction } from '../ledger/ledger';
 import type { Clock, IdGenerator, Logger } from '../ports';
@@ -48,12 +48,13 @@ import { listTenants, type Tenant } from '../tenants/tenants';
 import { shopifyConsentFingerprint } from './echo';
 import type { HubspotPort, ShopifyConsentPort, ShopifyCustomerConsent } from './ports';
 import { recordHubspotStatus } from './reconcile';
+import { DEFAULT_READ_RETRY, withReadRetries, type ReadRetryPolicy } from './retry';
 
 /** `sync_cursor` name of the backfill. */
 export const BACKFILL_CURSOR = 'backfill:shopify';
 /** Customers recorded, and HubSpot statuses read, per step (the cursor moves after each). */
 export const DEFAULT_BACKFILL_CHUNK = 100;
-/** Inside the worker loop: smaller steps, so one run stays short (see `backfillJob`). */
+/** In the background job: smaller steps, so tenants take turns (see `backfillJob`). */
 export const DEFAULT_JOB_CHUNK = 20;
 export const DEFAULT_JOB_SLICE_MS = 2_000;
 export const DEFAULT_JOB_TICK_MS = 5_000;
@@ -271,6 +272,8 @@ export interface BackfillOptions {
   readonly takeOver?: boolean;
   readonly leaseMs?: number;
   readonly carry?: PageCarry;
+  /** Retries of each platform read. Default `DEFAULT_READ_RETRY`. */
+  readonly retry?: ReadRetryPolicy;
 }
 
 export interface BackfillResult {
@@ -301,6 +304,7 @@ export async function runBackfill(deps: BackfillDeps, tenant: Tenant, options: B
   const deadline = options.deadlineMs ?? Infinity;
   const chunkSize = options.chunkSize ?? DEFAULT_BACKFILL_CHUNK;
   const leaseMs = options.leaseMs ?? DEFAULT_BACKFILL_LEASE_MS;
+  const retry = options.retry ?? DEFAULT_READ_RETRY;
   const now = clock.now();
   const fresh = (): SavedState => ({ customers: 0, pages: 0, hubspotStatuses: 0, lastCustomerId: null, startedAt: now.toISOString(), finishedAt: null });
 
@@ -342,7 +346,8 @@ export async function runBackfill(deps: BackfillDeps, tenant: Tenant, options: B
       let page: PageCarry;
       if (carry !== null && carry.customers.length > 0) page = carry;
       else {
-        const read = await deps.shopify.customersPage(tenant, null, state.lastCustomerId === null ? undefined : deps.rangeQuery(state.lastCustomerId));
+        const query = state.lastCustomerId === null ? undefined : deps.rangeQuery(state.lastCustomerId);
+        const read = await withReadRetries(() => deps.shopify.customersPage(tenant, null, query), retry);
         page = { afterCustomerId: state.lastCustomerId, customers: read.customers, more: read.next !== null };
         const last = page.customers.at(-1);
         if (state.lastCustomerId !== null && last !== undefined && BigInt(last.customerId) <= BigInt(state.lastCustomerId)) {
@@ -363,9 +368,9 @@ export async function runBackfill(deps: BackfillDeps, tenant: Tenant, options: B
       let statuses = 0;
       const emails = [...new Set(chunk.map((c) => (c.email === null ? null : normalizeIdentity('email', c.email)?.value ?? null)).filter((e): e is string => e !== null))];
       if (emails.length > 0 && mappedTypes(tenant.settings)) {
-        const contactIds = await deps.hubspot.contactIdsByEmail(tenant, emails);
+        const contactIds = await withReadRetries(() => deps.hubspot.contactIdsByEmail(tenant, emails), retry);
         const observed = clock.now().toISOString();
-        for (const status of await deps.hubspot.subscriptionStatuses(tenant, emails)) {
+        for (const status of await withReadRetries(() => deps.hubspot.subscriptionStatuses(tenant, emails), retry)) {
           if (status.statuses.length === 0) continue;
           const email = status.email.trim().toLowerCase();
           const contactId = contactIds.get(status.email) ?? contactIds.get(email) ?? null;
@@ -408,14 +413,16 @@ export interface BackfillJobOptions {
   readonly chunkSize?: number;
   readonly leaseMs?: number;
   readonly nowMs?: () => number;
+  readonly retry?: ReadRetryPolicy;
 }
 
 /**
  * BackgroundJob `backfill`: starts the backfill of every active tenant that has none yet (no `backfill:shopify`
- * cursor), and resumes unfinished ones (this process's at once, another's after its lease). It runs inside the
- * inbox worker's loop, so each run does a slice of `sliceMs` in chunks of `chunkSize` customers and the next
- * tick goes on. A failing tenant (platform down or not configured) is retried after a backoff of 1 min doubling
- * to 30 min. Returns the customers recorded.
+ * cursor), and resumes unfinished ones (this process's at once, another's after its lease). Each run does a
+ * slice of `sliceMs` in chunks of `chunkSize` customers (so tenants take turns) and the next tick goes on; reads
+ * are retried in the call (src/sync/retry.ts). A failing tenant (platform down or not configured) is retried
+ * after a backoff of 1 min doubling to 30 min, by this process when it was running it. Returns the customers
+ * recorded.
  */
 export function backfillJob(deps: BackfillDeps, options: BackfillJobOptions = {}): BackgroundJob {
   const nowMs = options.nowMs ?? (() => performance.now());
@@ -446,6 +453,7 @@ export function backfillJob(deps: BackfillDeps, options: BackfillJobOptions = {}
             chunkSize: options.chunkSize ?? DEFAULT_JOB_CHUNK,
             ...(mine !== undefined ? { ownedUpdatedAt: mine.updatedAt, ...(mine.carry !== null ? { carry: mine.carry } : {}) } : {}),
             ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+            ...(options.retry !== undefined ? { retry: options.retry } : {}),
           });
           backoff.delete(tenant.id);
           if (result.outcome === 'more' && result.progress !== null) owned.set(tenant.id, { updatedAt: result.progress.updatedAt, carry: result.carry });
@@ -453,7 +461,9 @@ export function backfillJob(deps: BackfillDeps, options: BackfillJobOptions = {}
           if (result.progress !== null && (result.outcome === 'more' || result.outcome === 'finished')) recorded += Math.max(0, result.progress.customers - (before?.customers ?? 0));
           if (result.outcome === 'finished') logger.info({ tenantId: tenant.id, ...result.progress }, 'backfill finished');
         } catch (err) {
-          owned.delete(tenant.id);
+          // runBackfill handed the cursor back as this process last left it: still ours to resume (without the
+          // page carried over, which is read again), not another process's after the lease.
+          if (mine !== undefined) owned.set(tenant.id, { updatedAt: mine.updatedAt, carry: null });
           const failures = (failing?.failures ?? 0) + 1;
           const waitMs = Math.min(60_000 * 2 ** (failures - 1), 30 * 60_000);
           backoff.set(tenant.id, { failures, untilMs: nowMs() + waitMs });

@@ -6,7 +6,7 @@
  * first write too, so nothing waits for this job; a failure (HubSpot not configured, unreachable) is retried at the
  * next interval.
  */
-import type { BackgroundJob } from '../inbox/worker';
+import type { BackgroundJob } from '../jobs/scheduler';
 import type { Clock, Logger } from '../ports';
 import type { Store } from '../store/database';
 import * as cursors from '../store/cursor.repository';

@@ -28,8 +28,11 @@
  * (`sync_cursor` `reconcile:hubspot`, the newest `lastmodifieddate` recorded) advances only after the contacts
  * before it are recorded; a new cycle starts 30 s before it, because search lags writes (hubspot.md §5).
  *
- * The job runs inside the inbox worker's loop, so one run does a bounded slice (`sliceMs`) and the next tick
- * continues from the cursor without the overlap. Pages are read by keyset (`since` = the newest time recorded),
+ * The job runs on its own loop (src/jobs/scheduler.ts); one run does a bounded slice (`sliceMs`, shared by the
+ * tenants) and the next tick continues from the cursor without the overlap. Reads are retried in the call
+ * (src/sync/retry.ts); a run that still fails after part of its cycle was recorded keeps the cycle: the cursor
+ * stays where the recorded contacts put it, this process takes it up again after a short backoff (another
+ * process after the lease), and nothing recorded is read again. Pages are read by keyset (`since` = the newest time recorded),
  * not by HubSpot's offsets, which shift while contacts are being modified (by our own property writes too) and
  * would skip contacts.
  */
@@ -40,7 +43,7 @@ import { EMPTY_STATE, type ConsentState, type NewConsentEvent } from '../domain/
 import type { SubjectlessEvent } from '../domain/inbound';
 import { normalizeIdentity, type Identity } from '../domain/identity';
 import { toIsoTimestamp } from '../domain/time';
-import type { BackgroundJob } from '../inbox/worker';
+import type { BackgroundJob } from '../jobs/scheduler';
 import { canonicalJson } from '../ledger/chain';
 import { appendInTransaction } from '../ledger/ledger';
 import type { Clock, IdGenerator, Logger } from '../ports';
@@ -54,7 +57,8 @@ import { resolveAndUnite } from '../subjects/merge';
 import { listTenants, type Tenant } from '../tenants/tenants';
 import { hubspotSubscriptionFingerprint } from './echo';
 import { SYNC_OPERATIONS, type HubspotSubscriptionPayload } from './policy';
-import type { HubspotContactStatus, HubspotPort } from './ports';
+import { PlatformCallError, type HubspotContactStatus, type HubspotPort } from './ports';
+import { DEFAULT_READ_RETRY, withReadRetries, type ReadRetryPolicy } from './retry';
 
 /** `sync_cursor` name of the poll. */
 export const RECONCILE_CURSOR = 'reconcile:hubspot';
@@ -62,8 +66,8 @@ export const RECONCILE_CURSOR = 'reconcile:hubspot';
 export const SEARCH_OVERLAP_MS = 30_000;
 /** Emails whose statuses are read (and recorded) before the cursor moves and the slice's time is checked. */
 export const DEFAULT_STATUS_CHUNK = 20;
-/** How long one run of the job may work (ms) before it lets the inbox worker go on. */
-export const DEFAULT_SLICE_MS = 2_000;
+/** How long one run of the job may work (ms) before the next tenant's turn. */
+export const DEFAULT_SLICE_MS = 10_000;
 /** How often the job looks for due tenants (ms). */
 export const DEFAULT_TICK_MS = 5_000;
 /** A cycle left unfinished by a worker that stopped is taken over by another after this long (ms). */
@@ -334,6 +338,21 @@ export interface PollOptions {
   /** `updated_at` this process last wrote to the cursor: it may continue its own unfinished cycle at once. */
   readonly ownedUpdatedAt?: string;
   readonly leaseMs?: number;
+  /** Retries of each HubSpot read. Default `DEFAULT_READ_RETRY`. */
+  readonly retry?: ReadRetryPolicy;
+}
+
+/**
+ * A run that failed after part of its cycle was recorded. The cursor keeps `updatedAt` (this run's stamp), so
+ * the process that knows it (`PollOptions.ownedUpdatedAt`) may go on at once; the error is `cause`.
+ */
+export class PollInterrupted extends Error {
+  readonly updatedAt: string;
+  constructor(cause: unknown, updatedAt: string) {
+    super(`reconciliation poll interrupted: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'PollInterrupted';
+    this.updatedAt = updatedAt;
+  }
 }
 
 export interface PollResult {
@@ -402,6 +421,10 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
   }
 
   let since = position.caughtUp ? new Date(Date.parse(position.modifiedAt) - SEARCH_OVERLAP_MS).toISOString() : position.modifiedAt;
+  // The cursor the cycle started from, and how far this cycle has recorded. A cycle that started in the overlap
+  // saves its own progress (not the older cursor's time), so an interruption there skips nothing of the overlap.
+  const floor = position.modifiedAt;
+  let reached = since;
   let after: string | null = null;
   let contacts = 0;
   let appended = 0;
@@ -419,15 +442,19 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
   };
   const result = (outcome: PollResult['outcome']): PollResult => ({ outcome, contacts, appended, deferred, position, updatedAt: token });
 
+  const policy = options.retry ?? DEFAULT_READ_RETRY;
+  const logRetry = (call: string) => (err: unknown, attempt: number) =>
+    deps.logger.debug({ tenantId: tenant.id, call, attempt, error: err instanceof Error ? err.message : String(err) }, 'reconciliation read failed; retrying');
   const readPages = async (): Promise<PollResult> => {
     for (;;) {
-      const page = await hubspot.contactsModifiedSince(tenant, since, after);
+      const page = await withReadRetries(() => hubspot.contactsModifiedSince(tenant, since, after), policy, logRetry('contactsModifiedSince'));
       const fresh = page.contacts.filter((c) => recorded.get(c.id) !== c.modifiedAt);
       for (let i = 0; i < fresh.length; i += chunkSize) {
         const chunk = fresh.slice(i, i + chunkSize);
         const withEmail = chunk.filter((c) => c.email !== null && normalizeIdentity('email', c.email) !== null);
         const observedAt = clock.now().toISOString();
-        const statuses = withEmail.length > 0 ? await hubspot.subscriptionStatuses(tenant, withEmail.map((c) => c.email!)) : [];
+        const emails = withEmail.map((c) => c.email!);
+        const statuses = emails.length > 0 ? await withReadRetries(() => hubspot.subscriptionStatuses(tenant, emails), policy, logRetry('subscriptionStatuses')) : [];
         const byEmail = new Map(statuses.map((s) => [s.email.trim().toLowerCase(), s]));
         for (const c of withEmail) {
           const status = byEmail.get(c.email!.trim().toLowerCase());
@@ -439,13 +466,13 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
         contacts += chunk.length;
         for (const c of chunk) recorded.set(c.id, c.modifiedAt);
         // Contacts come oldest first: everything up to the chunk's newest time is recorded.
-        const reached = chunk.reduce((at, c) => later(at, c.modifiedAt), position.modifiedAt);
+        reached = chunk.reduce((at, c) => later(at, c.modifiedAt), reached);
         if (!(await save({ modifiedAt: reached, caughtUp: false }))) return result('lost');
         const more = i + chunkSize < fresh.length || page.next !== null;
         if (more && nowMs() >= deadline) return result('more');
       }
       if (page.next === null) {
-        if (!(await save({ modifiedAt: position.modifiedAt, caughtUp: true }))) return result('lost');
+        if (!(await save({ modifiedAt: later(reached, floor), caughtUp: true }))) return result('lost');
         return result('done');
       }
       const newestOnPage = page.contacts.at(-1)?.modifiedAt;
@@ -464,8 +491,13 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
   try {
     return await readPages();
   } catch (err) {
-    await cursors.swapCursor(store.db, tenant.id, RECONCILE_CURSOR, token, JSON.stringify(position), released).catch(() => false);
-    throw err;
+    // Nothing of a new cycle recorded yet: hand the cursor back as it was, so the tenant is due again as before.
+    if (position.caughtUp) {
+      await cursors.swapCursor(store.db, tenant.id, RECONCILE_CURSOR, token, JSON.stringify(position), released).catch(() => false);
+      throw err;
+    }
+    // Part of the cycle is recorded (the cursor says how far): keep it, to be taken up again from there.
+    throw new PollInterrupted(err, token);
   }
 }
 
@@ -477,13 +509,27 @@ export interface ReconcileJobOptions {
   readonly chunkSize?: number;
   readonly leaseMs?: number;
   readonly nowMs?: () => number;
+  readonly retry?: ReadRetryPolicy;
+}
+
+/**
+ * How long a tenant's poll waits after `failures` failed runs in a row (ms), at most its interval: 5 s doubling
+ * when HubSpot failed in a way worth retrying soon (5xx, timeouts, resets, rate limits: the reads were already
+ * retried in the call, so this is an unlucky streak or a short outage), 1 min doubling otherwise (auth, not
+ * configured, a malformed answer: a person has to act first).
+ */
+export function pollBackoffMs(err: unknown, failures: number, intervalMs: number): number {
+  const cause = err instanceof PollInterrupted ? err.cause : err;
+  const transient = cause instanceof PlatformCallError && cause.retryable;
+  const first = transient ? Math.max(5_000, cause.retryAfterMs ?? 0) : 60_000;
+  return Math.min(first * 2 ** Math.min(failures - 1, 20), Math.max(intervalMs, first));
 }
 
 /**
  * BackgroundJob `reconcile`: every `tickMs`, polls each active tenant whose interval has passed (or whose cycle
  * this process left unfinished), within one slice of `sliceMs` shared by all tenants, oldest cursor first. A
- * tenant whose poll fails (platform down, not configured) is retried after a backoff (1 min doubling, at most its
- * interval); the failure is logged and never stops the worker. Returns the events appended.
+ * tenant whose poll fails (platform down, not configured) is retried after a backoff (`pollBackoffMs`); the
+ * failure is logged and never stops the job. Returns the events appended.
  */
 export function reconcileJob(deps: ReconcileDeps, options: ReconcileJobOptions = {}): BackgroundJob {
   const nowMs = options.nowMs ?? (() => performance.now());
@@ -514,6 +560,7 @@ export function reconcileJob(deps: ReconcileDeps, options: ReconcileJobOptions =
             ...(ownedUpdatedAt !== undefined ? { ownedUpdatedAt } : {}),
             ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
             ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+            ...(options.retry !== undefined ? { retry: options.retry } : {}),
           });
           backoff.delete(tenant.id);
           if (result.outcome === 'more' && result.updatedAt !== null) owned.set(tenant.id, result.updatedAt);
@@ -521,9 +568,11 @@ export function reconcileJob(deps: ReconcileDeps, options: ReconcileJobOptions =
           appended += result.appended;
           if (result.outcome !== 'not_due') logger.debug({ tenantId: tenant.id, ...result }, 'reconciliation poll ran');
         } catch (err) {
-          owned.delete(tenant.id);
+          // An interrupted cycle stays this process's to go on with; any other failure hands the cursor back.
+          if (err instanceof PollInterrupted) owned.set(tenant.id, err.updatedAt);
+          else owned.delete(tenant.id);
           const failures = (failing?.failures ?? 0) + 1;
-          const waitMs = Math.min(60_000 * 2 ** (failures - 1), tenant.settings.reconciliationIntervalMinutes * 60_000);
+          const waitMs = pollBackoffMs(err, failures, tenant.settings.reconciliationIntervalMinutes * 60_000);
           backoff.set(tenant.id, { failures, untilMs: nowMs() + waitMs });
           logger.warn({ tenantId: tenant.id, err, failures, retryInMs: waitMs }, 'reconciliation poll failed; the cursor stays where the last recorded contacts left it');
         }

@@ -15,6 +15,7 @@ import { updateTenant } from '../../src/store/tenant.repository';
 import { BACKFILL_CURSOR, backfillJob, backfillProgress, runBackfill, type BackfillDeps, type BackfillProgress } from '../../src/sync/backfill';
 import { syncHandlers } from '../../src/sync/handlers';
 import { pollTenant } from '../../src/sync/reconcile';
+import { NO_READ_RETRY } from '../../src/sync/retry';
 import { addTenant, setTenantSettings, type Tenant } from '../../src/tenants/tenants';
 import { customer, FakeHubspot, FakeShopify } from '../helpers/sync-fakes';
 import { migratedStore, testDialects, type TestDatabase } from '../helpers/stores';
@@ -101,7 +102,7 @@ describe.each(testDialects())('backfill on %s', (dialect) => {
     hubspot.statuses.set('di@example.com', [sub('101', '2026-04-01T00:00:00.000Z'), sub('202', '2026-04-01T00:00:00.000Z')]);
     const progress: BackfillProgress[] = [];
     shopify.failPageOnCall = 2;
-    await expect(runBackfill(deps, tenant, { onProgress: (p) => progress.push(p) })).rejects.toThrow(/simulated crash/);
+    await expect(runBackfill(deps, tenant, { onProgress: (p) => progress.push(p), retry: NO_READ_RETRY })).rejects.toThrow(/simulated crash/);
     expect(progress.map((p) => [p.customers, p.pages, p.lastCustomerId])).toEqual([[2, 1, '102']]);
     expect(await backfillProgress(store)).toContainEqual(expect.objectContaining({ tenant: tenant.id, customers: 2, pages: 1, finishedAt: null }));
 
@@ -154,7 +155,7 @@ describe.each(testDialects())('backfill on %s', (dialect) => {
     shopify.customers = [customer('201', 'gu@example.com', 'SUBSCRIBED'), customer('202', 'ha@example.com', 'UNSUBSCRIBED')];
     hubspot.statuses.set('gu@example.com', [sub('101', '2026-04-01T00:00:00.000Z')]);
     hubspot.failStatusesOnCall = 1;
-    await expect(runBackfill(deps, tenant)).rejects.toThrow(/simulated crash/);
+    await expect(runBackfill(deps, tenant, { retry: NO_READ_RETRY })).rejects.toThrow(/simulated crash/);
     expect(await backfillProgress(store)).toContainEqual(expect.objectContaining({ tenant: tenant.id, customers: 0, lastCustomerId: null }));
     const afterCrash = (await events(tenant)).length;
     expect(afterCrash).toBe(2);
@@ -245,7 +246,7 @@ describe.each(testDialects())('backfill job on %s', (dialect) => {
     const created = await addTenant(store, { ...h.runtime, secretBox: null }, { shopDomain: 'failing.myshopify.com', hubspotPortalId: '8899' });
     let monotonic = 0;
     shopify.failPageOnCall = 1;
-    const failingJob = backfillJob(deps, { nowMs: () => monotonic });
+    const failingJob = backfillJob(deps, { nowMs: () => monotonic, retry: NO_READ_RETRY });
     await expect(failingJob.run()).resolves.toBe(0);
     monotonic += 10_000;
     await failingJob.run(); // backing off: not called

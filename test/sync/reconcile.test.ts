@@ -13,7 +13,9 @@ import { readCursor } from '../../src/store/cursor.repository';
 import { recordWrites } from '../../src/store/sync-write.repository';
 import { hubspotSubscriptionFingerprint } from '../../src/sync/echo';
 import { syncHandlers } from '../../src/sync/handlers';
-import { planHubspotObservation, pollTenant, RECONCILE_CURSOR, reconcileJob, type ObservationInput, type ReconcileDeps } from '../../src/sync/reconcile';
+import { planHubspotObservation, pollBackoffMs, PollInterrupted, pollTenant, RECONCILE_CURSOR, reconcileJob, type ObservationInput, type ReconcileDeps } from '../../src/sync/reconcile';
+import { PlatformCallError } from '../../src/sync/ports';
+import { NO_READ_RETRY } from '../../src/sync/retry';
 import { addTenant, setTenantSettings, type Tenant } from '../../src/tenants/tenants';
 import { FakeHubspot, FakeShopify, shopifyGrant } from '../helpers/sync-fakes';
 import { migratedStore, testDialects, type TestDatabase } from '../helpers/stores';
@@ -232,7 +234,7 @@ describe.each(testDialects())('reconciliation poll on %s', (dialect) => {
     hubspot.contacts.push({ id: '605', email: 'p5@example.com', modifiedAt: '2026-06-01T12:04:00.000Z' }, { id: '606', email: 'p6@example.com', modifiedAt: '2026-06-01T12:04:30.000Z' });
     hubspot.statusReads = [];
     hubspot.failStatusesOnCall = 5; // p1, p2, p4 again (the overlap), p5, then p6's chunk fails: the cursor stops at p5
-    await expect(pollTenant(deps, tenant, { chunkSize: 1 })).rejects.toThrow(/simulated crash/);
+    await expect(pollTenant(deps, tenant, { chunkSize: 1, retry: NO_READ_RETRY })).rejects.toThrow(/simulated crash/);
     expect(hubspot.searches[0]).toEqual({ since: '2026-06-01T11:59:30.000Z', after: null });
     expect(JSON.parse((await readCursor(store.db, tenant.id, RECONCILE_CURSOR))!.value)).toEqual({ modifiedAt: '2026-06-01T12:04:00.000Z', caughtUp: false });
 
@@ -242,6 +244,73 @@ describe.each(testDialects())('reconciliation poll on %s', (dialect) => {
     expect(await pollTenant(deps, tenant, { force: true })).toMatchObject({ outcome: 'done', position: { modifiedAt: '2026-06-01T12:04:30.000Z', caughtUp: true } });
     expect(hubspot.searches[0]).toEqual({ since: '2026-06-01T12:04:00.000Z', after: null });
     expect(hubspot.statusReads.flat()).toEqual(['p5@example.com', 'p6@example.com']);
+  });
+
+  it('retries a read that fails transiently within the run, so the cycle completes without a second run', async () => {
+    const tenant = await newTenant();
+    hubspot.contacts = [
+      { id: '631', email: 'r1@example.com', modifiedAt: '2026-06-01T11:59:40.000Z' },
+      { id: '632', email: 'r2@example.com', modifiedAt: '2026-06-01T11:59:50.000Z' },
+    ];
+    hubspot.statuses.set('r2@example.com', [out('101', '2026-06-01T11:59:50.000Z')]);
+    await apply(tenant, [{ kind: 'consent', identities: customer('7632', 'r2@example.com'), events: [shopifyGrant('2026-05-01T10:00:00.000Z')] }]);
+    await dispatcher.drain(); // our subscribe writes reach HubSpot (a pending one would defer the opt-out)
+    hubspot.failStatusesOnCall = 2; // r2's read answers 502 once
+    const result = await pollTenant(deps, tenant, { force: true, chunkSize: 1, retry: { attempts: 3, baseMs: 1, capMs: 2, maxRetryAfterMs: 0 } });
+    expect(result).toMatchObject({ outcome: 'done', contacts: 2, appended: 1, position: { caughtUp: true } });
+    expect(hubspot.statusReads).toEqual([['r1@example.com'], ['r2@example.com'], ['r2@example.com']]);
+    expect(await allowed(tenant, { email: 'r2@example.com' }, 'newsletter')).toBe(false);
+  });
+
+  it('an interrupted cycle stays with its job: taken up again from the cursor after a 5 s backoff, not after the 5 min lease', async () => {
+    const tenant = await newTenant({ reconciliationIntervalMinutes: 60 });
+    // Only this tenant's portal has contacts (the job polls every tenant of the suite).
+    const own = new (class extends FakeHubspot {
+      override async contactsModifiedSince(t: Tenant, since: string, after: string | null) {
+        return t.id === tenant.id ? super.contactsModifiedSince(t, since, after) : { contacts: [], next: null };
+      }
+    })();
+    own.contacts = [
+      { id: '641', email: 'i1@example.com', modifiedAt: '2026-06-01T11:59:40.000Z' },
+      { id: '642', email: 'i2@example.com', modifiedAt: '2026-06-01T11:59:50.000Z' },
+    ];
+    let monotonic = 0;
+    const ownDeps = { ...deps, hubspot: own };
+    const job = reconcileJob(ownDeps, { nowMs: () => monotonic, chunkSize: 1, retry: NO_READ_RETRY });
+    own.failStatusesOnCall = 2; // i1 recorded, then i2's read fails
+    await job.run();
+    const cursor = async () => JSON.parse((await readCursor(store.db, tenant.id, RECONCILE_CURSOR))!.value) as unknown;
+    expect(await cursor()).toEqual({ modifiedAt: '2026-06-01T11:59:40.000Z', caughtUp: false });
+
+    // Another process has to wait for the lease (the wall clock has not moved).
+    own.statusReads = [];
+    await reconcileJob(ownDeps, { nowMs: () => monotonic, chunkSize: 1, retry: NO_READ_RETRY }).run();
+    expect(own.statusReads).toEqual([]);
+    // This one waits out its 5 s backoff, then goes on from the cursor.
+    monotonic += 4_000;
+    await job.run();
+    expect(own.statusReads).toEqual([]);
+    monotonic += 2_000;
+    const before = (await events(tenant)).length;
+    await job.run();
+    // From the cursor's millisecond on (i1 shares it and is read again; recording it again appends nothing).
+    expect(own.statusReads).toEqual([['i1@example.com'], ['i2@example.com']]);
+    expect((await events(tenant)).length).toBe(before);
+    // Caught up at the newest contact recorded (the next cycle overlaps from there, so nothing is skipped).
+    expect(await cursor()).toEqual({ modifiedAt: '2026-06-01T11:59:50.000Z', caughtUp: true });
+  });
+
+  it('backs off 5 s doubling after transient failures (at least the Retry-After), 1 min doubling after others, never past the interval', () => {
+    const transient = new PlatformCallError('hubspot', '502', { status: 502, retryable: true, kind: 'server_error' });
+    const limited = new PlatformCallError('hubspot', '429', { status: 429, retryable: true, retryAfterMs: 30_000, kind: 'rate_limited' });
+    const auth = new PlatformCallError('hubspot', '401', { status: 401, retryable: false, kind: 'auth' });
+    const hour = 3_600_000;
+    expect([1, 2, 3].map((n) => pollBackoffMs(transient, n, hour))).toEqual([5_000, 10_000, 20_000]);
+    expect(pollBackoffMs(new PollInterrupted(transient, 'x'), 1, hour)).toBe(5_000);
+    expect(pollBackoffMs(limited, 1, hour)).toBe(30_000);
+    expect([1, 2].map((n) => pollBackoffMs(auth, n, hour))).toEqual([60_000, 120_000]);
+    expect(pollBackoffMs(new Error('database gone'), 1, hour)).toBe(60_000);
+    expect(pollBackoffMs(transient, 10, 60_000)).toBe(60_000);
   });
 
   it('follows HubSpot paging when a whole page shares one millisecond', async () => {
