@@ -116,6 +116,8 @@ export interface PlatformPorts {
   readonly hubspot: HubspotPort;
   readonly shopify: ShopifyConsentPort;
   readonly catalog: ProductCatalog;
+  /** The platforms this process has the settings to call (the others' ports answer "not configured"). */
+  readonly configured: ReadonlyArray<'shopify' | 'hubspot'>;
 }
 
 /**
@@ -196,7 +198,10 @@ export function createPlatformPorts(runtime: Runtime, options: { onCall?: Platfo
           { tokens, limiter, logger: logger.child({ component: 'hubspot' }), clock, ...(hubspotBaseUrl ? { baseUrl: hubspotBaseUrl } : {}), ...hubspotTimeout, ...onCall },
           { batchScopes: options.hubspot?.batchScopes ?? 'detect' },
         );
-  return { hubspot, shopify, catalog };
+  const configured = [shopifyMissing.length === 0 && tokens !== null && ('shopify' as const), hubspotMissing.length === 0 && tokens !== null && ('hubspot' as const)].filter(
+    (p): p is 'shopify' | 'hubspot' => p !== false,
+  );
+  return { hubspot, shopify, catalog, configured };
 }
 
 /**
@@ -218,6 +223,8 @@ export function createOutboxDispatcher(runtime: Runtime, ports: PlatformPorts, o
       clock: runtime.clock,
       logger,
       handlers: syncHandlers({ store: runtime.store, clock: runtime.clock, logger, hubspot: ports.hubspot, shopify: ports.shopify }),
+      // Writes for a platform this process cannot call wait, pending, for one that can (not retried into dead letters).
+      platforms: ports.configured,
       ...(options.random ? { random: options.random } : {}),
       ...(options.metrics ? { metrics: options.metrics } : {}),
     },
@@ -266,9 +273,9 @@ export function createWorker(runtime: Runtime, options: { random?: () => number;
       ids: runtime.ids,
       logger: runtime.logger.child({ component: 'inbox-worker' }),
       ...(options.random ? { random: options.random } : {}),
-      ...(writer ? { requestsWaiting: () => writer.busy } : {}),
+      ...(writer ? { requestsWaiting: () => writer.busy, requestsActive: () => writer.activeWithin(100) } : {}),
     },
-    { maxAttempts: runtime.config.worker.maxAttempts, ...(writer ? { sliceMs: 10 } : {}) },
+    { maxAttempts: runtime.config.worker.maxAttempts, ...(writer ? { sliceMs: 5, restWhileActiveMs: 10 } : {}) },
   );
 }
 

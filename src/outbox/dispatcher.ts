@@ -81,6 +81,12 @@ export interface DispatcherDeps {
   /** Jitter source in [0, 1); injected so tests are deterministic. Default `Math.random`. */
   readonly random?: () => number;
   readonly handlers: readonly OutboxHandler[];
+  /**
+   * The platforms this dispatcher writes to (default: all). Rows for the others are not claimed: they stay
+   * pending, neither retried nor dead-lettered, until a process configured for their platform takes them (a
+   * platform without credentials in this process, src/main.ts).
+   */
+  readonly platforms?: readonly string[];
   /** Outcomes and sync lag (created → done) per chunk recorded. Default: not counted. */
   readonly metrics?: Pick<Metrics, 'outboxRecorded'>;
 }
@@ -158,7 +164,7 @@ export class OutboxDispatcher {
     const token = this.#leaseEnd();
     // A lease must be newer than any earlier one on these rows (it is the fencing token): a row is only due
     // again once its lease ended, so a later claim's end is later as long as the clock does not go back.
-    const rows = await store.db.transaction().execute((trx) => repo.claimDue(trx, store.dialect, now, token, this.#options.batchSize));
+    const rows = await store.db.transaction().execute((trx) => repo.claimDue(trx, store.dialect, now, token, this.#options.batchSize, this.#deps.platforms ?? null));
     return { token, rows };
   }
 
@@ -262,7 +268,8 @@ export class OutboxDispatcher {
               ? { error: errorText(err), retryable: err.retryable, retryAfterMs: err.retryAfterMs }
               : { error: errorText(err), retryable: true, retryAfterMs: null };
           for (const row of rows) failures.set(row.id, failure);
-          logger.warn({ tenantId: chunk.tenantId, platform: chunk.platform, operation: chunk.operation, rows: rows.length, err }, 'outbox handler call failed');
+          // The rows' retry line below says what failed; the stack is for debugging.
+          logger.debug({ tenantId: chunk.tenantId, platform: chunk.platform, operation: chunk.operation, rows: rows.length, err }, 'outbox handler call failed');
         }
       }
     }
@@ -293,11 +300,34 @@ export class OutboxDispatcher {
     const lost = delivered.length - done + (updates.length - kept.size);
     if (lost > 0) logger.warn({ tenantId: chunk.tenantId, operation: chunk.operation, lost }, 'outbox outcomes not recorded: the lease ended and another dispatcher took the rows');
     if (this.#deps.metrics) this.#deps.metrics.outboxRecorded(chunk.platform, chunk.operation, outcomeMetrics(chunk.rows, delivered, done, updates.filter((u) => kept.has(u.id)), nowDate));
+    // Dead letters one line each (someone has to act on each); retries one line per distinct error, so a platform
+    // that is down or not configured logs one warning per chunk, not one per row.
+    const retries = new Map<string, Array<(typeof updates)[number]>>();
     for (const update of updates) {
       if (!kept.has(update.id)) continue;
       const fields = { outboxId: update.id, tenantId: chunk.tenantId, platform: chunk.platform, operation: chunk.operation, attempts: update.attempts, error: update.error };
       if (update.dead) logger.error(fields, 'outbox write dead-lettered (see `consent-bridge outbox dlq`)');
-      else logger.warn({ ...fields, retryInMs: update.retryInMs }, 'outbox write failed; will retry');
+      else {
+        const same = retries.get(update.error);
+        if (same === undefined) retries.set(update.error, [update]);
+        else same.push(update);
+      }
+    }
+    for (const [error, same] of retries) {
+      const delays = same.map((u) => u.retryInMs ?? 0);
+      logger.warn(
+        {
+          tenantId: chunk.tenantId,
+          platform: chunk.platform,
+          operation: chunk.operation,
+          rows: same.length,
+          outboxIds: same.slice(0, 5).map((u) => u.id),
+          attempts: Math.max(...same.map((u) => u.attempts)),
+          error,
+          retryInMs: { min: Math.min(...delays), max: Math.max(...delays) },
+        },
+        same.length === 1 ? 'outbox write failed; will retry' : 'outbox writes failed; will retry',
+      );
     }
     for (const [id, note] of notes) logger.info({ outboxId: id, tenantId: chunk.tenantId, platform: chunk.platform, operation: chunk.operation, note }, 'outbox write done with a note from the platform');
     if (done > 0) logger.debug({ tenantId: chunk.tenantId, platform: chunk.platform, operation: chunk.operation, done }, 'outbox writes delivered');

@@ -41,8 +41,11 @@ function byRunAtThenId(a: OutboxTable, b: OutboxTable): number {
  * - PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent dispatchers take different rows and never wait.
  * - SQLite: one UPDATE under the single writer lock is the claim.
  */
-export async function claimDue(trx: Transaction<Database>, dialect: Dialect, now: string, leaseUntil: string, limit: number): Promise<OutboxTable[]> {
-  const due = trx.selectFrom('outbox').select('id').where('status', '=', 'pending').where('run_at', '<=', now).orderBy('run_at').orderBy('id').limit(limit);
+export async function claimDue(trx: Transaction<Database>, dialect: Dialect, now: string, leaseUntil: string, limit: number, platforms: readonly string[] | null = null): Promise<OutboxTable[]> {
+  if (platforms !== null && platforms.length === 0) return [];
+  let due = trx.selectFrom('outbox').select('id').where('status', '=', 'pending').where('run_at', '<=', now);
+  if (platforms !== null) due = due.where('platform', 'in', [...platforms]);
+  due = due.orderBy('run_at').orderBy('id').limit(limit);
   const claim = { claimed_until: leaseUntil, run_at: leaseUntil, updated_at: now };
   let rows: OutboxTable[];
   if (dialect === 'postgres') {

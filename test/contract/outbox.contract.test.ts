@@ -292,6 +292,20 @@ describe.each(testDialects())('outbox on %s', (dialect) => {
     expect(handler.calls.map((c) => c.keys)).toEqual([['fine']]);
   });
 
+  it('rows for a platform the dispatcher is not configured for stay pending, untouched, until one that is takes them', async () => {
+    await enqueue(item(acme, 'to-hubspot'), item(acme, 'to-shopify', { platform: 'shopify', operation: 'consent' }));
+    const hubspot = recording('subscription');
+    const shopify = recording('consent', { platform: 'shopify' });
+    const shopifyOnly = new OutboxDispatcher({ store, clock, logger: silentLogger, random: () => 0.5, handlers: [hubspot, shopify], platforms: ['shopify'] }, { maxAttempts: 3 });
+    expect(await shopifyOnly.drain()).toBe(1);
+    expect(await row('to-hubspot')).toMatchObject({ status: 'pending', attempts: 0, last_error: null, claimed_until: null });
+    expect(hubspot.calls).toEqual([]);
+    const none = new OutboxDispatcher({ store, clock, logger: silentLogger, handlers: [hubspot], platforms: [] }, { maxAttempts: 3 });
+    expect(await none.drain()).toBe(0);
+    expect(await dispatcher([hubspot, shopify]).drain()).toBe(1);
+    expect(await statuses()).toEqual({ 'to-hubspot': 'done', 'to-shopify': 'done' });
+  });
+
   it('a claim is a lease: rows of a dispatcher that died are due again when it ends, and the late outcome is not recorded', async () => {
     await enqueue(item(acme, 'lease-1'), item(acme, 'lease-2'));
     const held = gate();
