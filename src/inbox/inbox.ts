@@ -110,6 +110,28 @@ async function writeBatch(trx: Transaction<Database>, dialect: Dialect, batch: P
   };
 }
 
+/**
+ * A group's batches in one transaction, each with its own counts. On PostgreSQL the inbox rows of the whole group
+ * go in one multi-row insert (a round trip per statement is what a group commit costs there); on SQLite, where a
+ * statement costs no round trip, each row is its own precompiled insert.
+ */
+async function writeGroup(trx: Transaction<Database>, dialect: Dialect, batches: readonly PreparedBatch[]): Promise<AcceptResult[]> {
+  if (dialect !== 'postgres') {
+    const out: AcceptResult[] = [];
+    for (const batch of batches) out.push(await writeBatch(trx, dialect, batch));
+    return out;
+  }
+  const inserted = await repo.insertInboxRowsReturningIds(trx, batches.flatMap((b) => b.rows));
+  const out: AcceptResult[] = [];
+  for (const batch of batches) {
+    const accepted = batch.rows.filter((r) => inserted.has(r.id)).length;
+    const privacyRecorded = batch.privacy.length > 0 ? await repo.insertPrivacyRequests(trx, batch.privacy) : 0;
+    for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: batch.now });
+    out.push({ accepted, duplicates: batch.rows.length - accepted + (batch.privacy.length - privacyRecorded), privacyRecorded, unrouted: batch.unrouted.length });
+  }
+  return out;
+}
+
 interface Waiting {
   readonly batch: PreparedBatch;
   resolve(result: AcceptResult): void;
@@ -119,9 +141,9 @@ interface Waiting {
 /**
  * Group commit for the request path: requests that arrive while a commit is in progress are written together
  * in the next transaction, so one durable commit (one fsync) acknowledges many deliveries. A request is still
- * answered only after its own rows are committed; each request's inserts are separate statements, so its
- * accepted/duplicate counts are its own. If a group's transaction fails, its requests are retried one by one,
- * so one bad request never fails another. The only added wait is one event-loop turn before each commit.
+ * answered only after its own rows are committed, with accepted/duplicate counts of its own rows
+ * (`writeGroup`). If a group's transaction fails, its requests are retried one by one, so one bad request never
+ * fails another. The only added wait is one event-loop turn before each commit.
  */
 export class InboxWriter {
   readonly #store: Store;
@@ -142,7 +164,15 @@ export class InboxWriter {
     return this.#flushing || this.#queue.length > 0;
   }
 
+  #lastAcceptMs = -Infinity;
+
+  /** Whether a request was accepted within `withinMs` (monotonic; the in-process worker rests meanwhile). */
+  activeWithin(withinMs: number): boolean {
+    return performance.now() - this.#lastAcceptMs < withinMs;
+  }
+
   accept(batch: AcceptBatch): Promise<AcceptResult> {
+    this.#lastAcceptMs = performance.now();
     const prepared = prepare(this.#deps, batch);
     return new Promise<AcceptResult>((resolve, reject) => {
       this.#queue.push({ batch: prepared, resolve, reject });
@@ -159,11 +189,8 @@ export class InboxWriter {
         await new Promise<void>((resolve) => setImmediate(resolve));
         const group = this.#queue.splice(0, this.#maxGroup);
         try {
-          const results = await this.#store.db.transaction().execute(async (trx) => {
-            const out: AcceptResult[] = [];
-            for (const waiting of group) out.push(await writeBatch(trx, this.#store.dialect, waiting.batch));
-            return out;
-          });
+          const batches = group.map((w) => w.batch);
+          const results = await this.#store.db.transaction().execute((trx) => writeGroup(trx, this.#store.dialect, batches));
           group.forEach((waiting, i) => waiting.resolve(results[i]!));
         } catch (err) {
           if (group.length === 1) {

@@ -44,9 +44,17 @@ export interface WorkerOptions {
    * comes first; the worker still gets at least one slice per this interval, so it never starves.
    */
   readonly maxDeferMs: number;
+  /**
+   * Inside `serve`: while webhooks are arriving (`requestsActive`), rest this long after each slice (ms, default
+   * 0 = never; `serve` uses 10). Without it the worker takes a slice between every two turns of the event loop,
+   * and a webhook on a new connection, which needs several turns (accept, read, answer), waits one slice per
+   * turn: after a burst, a backlog made the first answers on new connections take 100–400 ms. Resting gives the
+   * request path at least half the loop while webhooks flow; the backlog drains in the quieter moments.
+   */
+  readonly restWhileActiveMs: number;
 }
 
-export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50, sliceMs: 0, maxDeferMs: 50 };
+export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50, sliceMs: 0, maxDeferMs: 50, restWhileActiveMs: 0 };
 
 export interface WorkerDeps {
   readonly store: Store;
@@ -59,6 +67,8 @@ export interface WorkerDeps {
   readonly random?: () => number;
   /** Inside `serve`: whether webhook requests are waiting for their inbox commit (see `maxDeferMs`). */
   readonly requestsWaiting?: () => boolean;
+  /** Inside `serve`: whether webhooks arrived very recently (see `restWhileActiveMs`). */
+  readonly requestsActive?: () => boolean;
   /** Monotonic milliseconds for slices and deferral. Default `performance.now`. */
   readonly nowMs?: () => number;
 }
@@ -101,11 +111,14 @@ export class InboxWorker {
   }
 
   /**
-   * Between slices: one event-loop turn, so sockets are read and the request path's group commit runs; then,
-   * while webhook requests are still waiting for their commit, wait up to `maxDeferMs` more.
+   * Between slices: one event-loop turn, so sockets are read and the request path's group commit runs; while
+   * webhooks are arriving, `restWhileActiveMs` more; then, while webhook requests are still waiting for their
+   * commit, wait up to `maxDeferMs` more.
    */
   async #yieldToRequests(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
+    const rest = this.#options.restWhileActiveMs;
+    if (rest > 0 && this.#deps.requestsActive?.() === true) await new Promise<void>((resolve) => setTimeout(resolve, rest));
     const waiting = this.#deps.requestsWaiting;
     if (waiting === undefined) return;
     const until = this.#nowMs() + this.#options.maxDeferMs;

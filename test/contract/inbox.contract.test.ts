@@ -71,6 +71,24 @@ describe.each(testDialects())('inbox worker on %s', (dialect) => {
     expect(await accept(delivery('d1'))).toMatchObject({ accepted: 0, duplicates: 1 });
   });
 
+  it('group commit: concurrent requests share one transaction, and each gets the counts of its own rows', async () => {
+    const writer = new InboxWriter(store, deps);
+    const send = (...deliveries: NewDelivery[]) => writer.accept({ deliveries, privacyRequests: [], unrouted: [] });
+    await send(delivery('g0'));
+    // Issued together, so they are written as one group: a key repeated across requests counts once, for the
+    // first request that carries it; a key stored before is a duplicate for everyone.
+    const results = await Promise.all([send(delivery('g1'), delivery('g2')), send(delivery('g2'), delivery('g3')), send(delivery('g0'), delivery('g1')), send(delivery('g4'))]);
+    expect(results.map((r) => [r.accepted, r.duplicates])).toEqual([
+      [2, 0],
+      [1, 1],
+      [0, 2],
+      [1, 0],
+    ]);
+    const stored = await store.db.selectFrom('inbox').select('delivery_key').where('delivery_key', 'in', ['g0', 'g1', 'g2', 'g3', 'g4']).execute();
+    expect(stored.map((r) => r.delivery_key).sort()).toEqual(['g0', 'g1', 'g2', 'g3', 'g4']);
+    await store.db.deleteFrom('inbox').where('delivery_key', 'in', ['g0', 'g1', 'g2', 'g3', 'g4']).execute(); // the next tests count rows
+  });
+
   it('processes a delivery: ledger event, projection and inbox status in one transaction', async () => {
     const worker = workerOn(store);
     expect(await worker.drain()).toBe(1);
@@ -157,6 +175,29 @@ describe.each(testDialects())('inbox worker on %s', (dialect) => {
     } finally {
       if (second !== store) await second.close();
     }
+  });
+
+  it('in `serve` mode, while webhooks are arriving, the running worker rests between slices; otherwise it goes straight on', async () => {
+    const keys = Array.from({ length: 3 }, (_, i) => `rest-${i}`);
+    const done = async () => (await store.db.selectFrom('inbox').select('status').where('delivery_key', 'like', 'rest-%').execute()).filter((r) => r.status === 'done').length;
+    const runUntilDone = async (active: boolean): Promise<number> => {
+      await accept(...keys.map((k) => delivery(`${k}-${active}`)));
+      const worker = new InboxWorker(
+        { store, mappers: { shopify: mapper, hubspot: mapper }, mapperContext: { hubspotAppId: null }, clock, ids, logger: silentLogger, random: () => 0, requestsActive: () => active },
+        { sliceMs: 1, batchSize: 1, restWhileActiveMs: 40, pollIntervalMs: 5 },
+      );
+      const started = performance.now();
+      worker.start();
+      const target = active ? 6 : 3;
+      while ((await done()) < target) await new Promise((resolve) => setTimeout(resolve, 2));
+      const took = performance.now() - started;
+      await worker.stop();
+      return took;
+    };
+    expect(await runUntilDone(false)).toBeLessThan(1_000);
+    // Three one-row slices with a 40 ms rest after each of the first two (timers never fire early).
+    expect(await runUntilDone(true)).toBeGreaterThanOrEqual(80);
+    await store.db.deleteFrom('inbox').where('delivery_key', 'like', 'rest-%').execute();
   });
 
   it('in `serve` mode a batch stops at its time slice; the rest stay pending and come next', async () => {
