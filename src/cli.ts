@@ -170,7 +170,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           process.on('SIGINT', onSignal);
         });
         await worker.stop();
-        await jobs.stop();
+        await jobs.stop(cfg.shutdownTimeoutMs);
         await outbox.stop();
       } finally {
         await runtime.close();

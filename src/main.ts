@@ -382,7 +382,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
       clearTimeout(timer);
       // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
       await worker?.stop();
-      await jobs?.stop();
+      await jobs?.stop(config.shutdownTimeoutMs);
       // After the worker and the jobs (they enqueue): the chunk in flight finishes and is recorded; the rest stay due.
       await outbox?.stop();
       await runtime.close();

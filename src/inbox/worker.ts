@@ -49,12 +49,16 @@ export interface WorkerOptions {
    * 0 = never; `serve` uses 10). Without it the worker takes a slice between every two turns of the event loop,
    * and a webhook on a new connection, which needs several turns (accept, read, answer), waits one slice per
    * turn: after a burst, a backlog made the first answers on new connections take 100–400 ms. Resting gives the
-   * request path at least half the loop while webhooks flow; the backlog drains in the quieter moments.
+   * request path at least half the loop while webhooks flow; the backlog drains in the quieter moments. A worker
+   * more than `restUnlessBehindMs` behind (the oldest row of its last batch was received that long ago) does not
+   * rest, so a steady stream can never grow the backlog without end.
    */
   readonly restWhileActiveMs: number;
+  /** Default 60000. */
+  readonly restUnlessBehindMs: number;
 }
 
-export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50, sliceMs: 0, maxDeferMs: 50, restWhileActiveMs: 0 };
+export const DEFAULT_WORKER_OPTIONS: WorkerOptions = { maxAttempts: 8, pollIntervalMs: 500, pruneIntervalMs: 3_600_000, batchSize: 50, sliceMs: 0, maxDeferMs: 50, restWhileActiveMs: 0, restUnlessBehindMs: 60_000 };
 
 export interface WorkerDeps {
   readonly store: Store;
@@ -106,6 +110,9 @@ export class InboxWorker {
     this.#options = { ...DEFAULT_WORKER_OPTIONS, ...options };
   }
 
+  /** How long ago the oldest row of the last batch was received (ms; see `restUnlessBehindMs`). */
+  #behindMs = 0;
+
   #nowMs(): number {
     return this.#deps.nowMs ? this.#deps.nowMs() : performance.now();
   }
@@ -118,7 +125,9 @@ export class InboxWorker {
   async #yieldToRequests(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     const rest = this.#options.restWhileActiveMs;
-    if (rest > 0 && this.#deps.requestsActive?.() === true) await new Promise<void>((resolve) => setTimeout(resolve, rest));
+    if (rest > 0 && this.#behindMs < this.#options.restUnlessBehindMs && this.#deps.requestsActive?.() === true) {
+      await new Promise<void>((resolve) => setTimeout(resolve, rest));
+    }
     const waiting = this.#deps.requestsWaiting;
     if (waiting === undefined) return;
     const until = this.#nowMs() + this.#options.maxDeferMs;
@@ -185,6 +194,7 @@ export class InboxWorker {
       return await store.db.transaction().execute(async (trx) => {
         const rows = await repo.claimDue(trx, store.dialect, now, this.#options.batchSize);
         claimed = rows.length;
+        this.#behindMs = rows.length === 0 ? 0 : Date.parse(now) - Date.parse(rows[0]!.received_at);
         const deadline = this.#options.sliceMs > 0 ? this.#nowMs() + this.#options.sliceMs : Infinity;
         let processed = 0;
         for (const row of rows) {

@@ -59,16 +59,29 @@ export class JobScheduler {
   }
 
   start(): void {
-    if (this.#running) return;
+    if (this.#running || this.#loops.length > 0) return; // running, or still stopping
     this.#running = true;
     this.#loops = this.#jobs.map((job) => this.#loop(job));
   }
 
-  /** Stop starting runs; runs under way finish first. */
-  async stop(): Promise<void> {
+  /**
+   * Stop starting runs; runs under way may finish for up to `graceMs` (default: wait for them). A run still going
+   * after that is left behind (jobs keep their progress durable, so the next start goes on from there) and named
+   * in a warning, so a shutdown never hangs on a platform that keeps failing.
+   */
+  async stop(graceMs = Infinity): Promise<void> {
     this.#running = false;
     for (const wake of this.#sleepers) wake();
-    await Promise.all(this.#loops);
+    const pending = new Set(this.#jobs.map((j) => j.name));
+    const loops = this.#loops.map((loop, i) => loop.then(() => pending.delete(this.#jobs[i]!.name)));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      if (Number.isFinite(graceMs)) timer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    if ((await Promise.race([Promise.all(loops), timedOut])) === 'timeout') {
+      this.#logger.warn({ jobs: [...pending], graceMs }, 'background jobs still running at shutdown were left behind; they go on from their saved progress at the next start');
+    }
+    clearTimeout(timer);
     this.#loops = [];
   }
 

@@ -334,6 +334,22 @@ export class OutboxDispatcher {
     return done + kept.size;
   }
 
+  /**
+   * At start and then with every prune: say how many writes wait for a platform this dispatcher does not write
+   * to (`platforms`), so they are not forgotten (they are neither retried nor dead-lettered).
+   */
+  async #warnAboutWaitingWrites(): Promise<void> {
+    const platforms = this.#deps.platforms;
+    if (platforms === undefined) return;
+    const waiting = new Map<string, number>();
+    for (const c of await repo.countOutbox(this.#deps.store.db)) {
+      if (c.status === 'pending' && !platforms.includes(c.platform)) waiting.set(c.platform, (waiting.get(c.platform) ?? 0) + c.count);
+    }
+    for (const [platform, rows] of waiting) {
+      this.#deps.logger.warn({ platform, rows }, 'outbox writes wait for a process configured for their platform (this one is not; see `outbox stats`)');
+    }
+  }
+
   /** Step until nothing is due (tests, `worker --once`). Returns how many rows got an outcome. */
   async drain(): Promise<number> {
     let handled = 0;
@@ -381,6 +397,7 @@ export class OutboxDispatcher {
           this.#lastPrune = Date.now();
           const removed = await this.prune();
           if (removed > 0) logger.info({ removed }, 'outbox pruned');
+          await this.#warnAboutWaitingWrites();
         }
         handled = await this.stepOnce();
         failures = 0;

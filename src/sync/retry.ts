@@ -19,14 +19,19 @@ export interface ReadRetryPolicy {
   readonly baseMs: number;
   /** Ceiling of any wait (ms). Default 4000. */
   readonly capMs: number;
-  /** A longer Retry-After is not waited for here (ms). Default 15000. */
+  /** A longer Retry-After is not waited for here (ms). Default 10000. */
   readonly maxRetryAfterMs: number;
+  /**
+   * No retry starts later than this after the first attempt (ms). Default 60000: a job's read then ends well
+   * within the 5-minute lease of the cycle it belongs to, whatever the timeouts and Retry-Afters.
+   */
+  readonly budgetMs: number;
 }
 
-export const DEFAULT_READ_RETRY: ReadRetryPolicy = { attempts: 5, baseMs: 250, capMs: 4000, maxRetryAfterMs: 15_000 };
+export const DEFAULT_READ_RETRY: ReadRetryPolicy = { attempts: 5, baseMs: 250, capMs: 4000, maxRetryAfterMs: 10_000, budgetMs: 60_000 };
 
 /** No retries (tests that count calls). */
-export const NO_READ_RETRY: ReadRetryPolicy = { attempts: 1, baseMs: 0, capMs: 0, maxRetryAfterMs: 0 };
+export const NO_READ_RETRY: ReadRetryPolicy = { attempts: 1, baseMs: 0, capMs: 0, maxRetryAfterMs: 0, budgetMs: 0 };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -41,17 +46,20 @@ export function retryableRead(err: unknown, policy: Pick<ReadRetryPolicy, 'maxRe
  */
 export function withReadRetries<T>(read: () => Promise<T>, policy: ReadRetryPolicy = DEFAULT_READ_RETRY, onRetry?: (err: unknown, attempt: number) => void): Promise<T> {
   if (policy.attempts <= 1) return read();
+  const started = performance.now();
   return backOff(read, {
     numOfAttempts: policy.attempts,
     startingDelay: policy.baseMs,
     timeMultiple: 2,
     maxDelay: policy.capMs,
     jitter: 'full',
+    // Called after every failure, the last included (`attempt` = failures so far): no wait after the last one.
     retry: async (err: unknown, attempt: number) => {
-      if (!retryableRead(err, policy)) return false;
+      if (attempt >= policy.attempts || !retryableRead(err, policy)) return false;
+      const asked = (err as PlatformCallError).retryAfterMs ?? 0;
+      if (performance.now() - started + asked > policy.budgetMs) return false;
       onRetry?.(err, attempt);
       // The library's own wait follows; this one covers what the platform asked for beyond it.
-      const asked = (err as PlatformCallError).retryAfterMs ?? 0;
       if (asked > 0) await sleep(asked);
       return true;
     },

@@ -200,6 +200,24 @@ describe.each(testDialects())('inbox worker on %s', (dialect) => {
     await store.db.deleteFrom('inbox').where('delivery_key', 'like', 'rest-%').execute();
   });
 
+  it('a worker more than restUnlessBehindMs behind does not rest, so a steady stream cannot grow its backlog without end', async () => {
+    await accept(...['behind-0', 'behind-1', 'behind-2'].map((k) => delivery(k)));
+    await store.db.updateTable('inbox').set({ received_at: '2026-06-01T11:58:00.000Z' }).where('delivery_key', 'like', 'behind-%').execute();
+    const worker = new InboxWorker(
+      { store, mappers: { shopify: mapper, hubspot: mapper }, mapperContext: { hubspotAppId: null }, clock, ids, logger: silentLogger, random: () => 0, requestsActive: () => true },
+      { sliceMs: 1, batchSize: 1, restWhileActiveMs: 5_000, restUnlessBehindMs: 60_000, pollIntervalMs: 5 },
+    );
+    const started = performance.now();
+    worker.start();
+    const done = async () => (await store.db.selectFrom('inbox').select('status').where('delivery_key', 'like', 'behind-%').where('status', '=', 'done').execute()).length;
+    while ((await done()) < 3 && performance.now() - started < 4_000) await new Promise((resolve) => setTimeout(resolve, 2));
+    await worker.stop();
+    // Two minutes behind: no 5 s rest between the slices.
+    expect(await done()).toBe(3);
+    expect(performance.now() - started).toBeLessThan(4_000);
+    await store.db.deleteFrom('inbox').where('delivery_key', 'like', 'behind-%').execute();
+  });
+
   it('in `serve` mode a batch stops at its time slice; the rest stay pending and come next', async () => {
     const keys = Array.from({ length: 6 }, (_, i) => `slice-${i}`);
     await accept(...keys.map((k) => delivery(k)));

@@ -5,6 +5,7 @@
  * replay of dead rows, pruning and a graceful stop.
  */
 import { silentLogger } from '../../src/log/logger';
+import type { Logger } from '../../src/ports';
 import { OutboxDispatcher, outboxRetryDelayMs, type DispatcherOptions, type OutboxHandler } from '../../src/outbox/dispatcher';
 import { enqueueInTransaction, enqueueOutbox, listDeadOutbox, outboxStats, pruneDoneOutbox, retryDeadOutbox, type OutboxItem, type OutboxRow } from '../../src/outbox/outbox';
 import type { Store } from '../../src/store/database';
@@ -302,6 +303,14 @@ describe.each(testDialects())('outbox on %s', (dialect) => {
     expect(hubspot.calls).toEqual([]);
     const none = new OutboxDispatcher({ store, clock, logger: silentLogger, handlers: [hubspot], platforms: [] }, { maxAttempts: 3 });
     expect(await none.drain()).toBe(0);
+    // A running dispatcher says, at start, how many writes wait for a platform it does not write to.
+    const warnings: Array<{ fields: Record<string, unknown>; message: string }> = [];
+    const recordingLogger: Logger = { ...silentLogger, warn: (fields, message) => warnings.push({ fields, message }), child: () => recordingLogger };
+    const running = new OutboxDispatcher({ store, clock, logger: recordingLogger, handlers: [hubspot, shopify], platforms: ['shopify'] }, { maxAttempts: 3 });
+    running.start();
+    await running.stop();
+    expect(warnings).toEqual([{ fields: { platform: 'hubspot', rows: 1 }, message: expect.stringContaining('outbox writes wait for a process configured for their platform') }]);
+
     expect(await dispatcher([hubspot, shopify]).drain()).toBe(1);
     expect(await statuses()).toEqual({ 'to-hubspot': 'done', 'to-shopify': 'done' });
   });

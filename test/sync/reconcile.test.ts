@@ -256,7 +256,7 @@ describe.each(testDialects())('reconciliation poll on %s', (dialect) => {
     await apply(tenant, [{ kind: 'consent', identities: customer('7632', 'r2@example.com'), events: [shopifyGrant('2026-05-01T10:00:00.000Z')] }]);
     await dispatcher.drain(); // our subscribe writes reach HubSpot (a pending one would defer the opt-out)
     hubspot.failStatusesOnCall = 2; // r2's read answers 502 once
-    const result = await pollTenant(deps, tenant, { force: true, chunkSize: 1, retry: { attempts: 3, baseMs: 1, capMs: 2, maxRetryAfterMs: 0 } });
+    const result = await pollTenant(deps, tenant, { force: true, chunkSize: 1, retry: { attempts: 3, baseMs: 1, capMs: 2, maxRetryAfterMs: 0, budgetMs: 10_000 } });
     expect(result).toMatchObject({ outcome: 'done', contacts: 2, appended: 1, position: { caughtUp: true } });
     expect(hubspot.statusReads).toEqual([['r1@example.com'], ['r2@example.com'], ['r2@example.com']]);
     expect(await allowed(tenant, { email: 'r2@example.com' }, 'newsletter')).toBe(false);

@@ -417,6 +417,16 @@ const syncCursors: Migration = {
   },
 };
 
+/**
+ * A dispatcher claims only the platforms its process can call (src/outbox/dispatcher.ts `platforms`); rows of the
+ * others wait, pending, at the front of (status, run_at). This index lets such a claim go straight to its own.
+ */
+const outboxPlatformClaims: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex('outbox_platform_claim_idx').on('outbox').columns(['status', 'platform', 'run_at']).execute();
+  },
+};
+
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
@@ -431,6 +441,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0010_rate_limits': rateLimits(dialect),
     '0011_sync_writes': syncWrites,
     '0012_sync_cursors': syncCursors,
+    '0013_outbox_platform_claims': outboxPlatformClaims,
   };
 }
 

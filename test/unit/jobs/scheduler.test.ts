@@ -68,4 +68,12 @@ describe('JobScheduler', () => {
     expect(starts.length).toBeGreaterThanOrEqual(3);
     for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(35);
   });
+
+  it('stop(graceMs) leaves a run that does not end in time behind, instead of hanging the shutdown', async () => {
+    const stuck: BackgroundJob = { name: 'stuck', intervalMs: 1, run: () => new Promise<number>(() => undefined) };
+    const scheduler = new JobScheduler([stuck], { logger: silentLogger });
+    scheduler.start();
+    await tick(5);
+    await expect(scheduler.stop(20)).resolves.toBeUndefined();
+  });
 });

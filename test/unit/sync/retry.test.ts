@@ -5,7 +5,7 @@
 import { PlatformCallError } from '../../../src/sync/ports';
 import { NO_READ_RETRY, retryableRead, withReadRetries, type ReadRetryPolicy } from '../../../src/sync/retry';
 
-const fast: ReadRetryPolicy = { attempts: 4, baseMs: 1, capMs: 2, maxRetryAfterMs: 100 };
+const fast: ReadRetryPolicy = { attempts: 4, baseMs: 1, capMs: 2, maxRetryAfterMs: 100, budgetMs: 10_000 };
 const serverError = () => new PlatformCallError('hubspot', 'HubSpot answered 502', { status: 502, retryable: true, kind: 'server_error' });
 const authError = () => new PlatformCallError('hubspot', 'HubSpot answered 401', { status: 401, retryable: false, kind: 'auth' });
 
@@ -32,10 +32,20 @@ describe('withReadRetries', () => {
     expect(retried).toHaveLength(2);
   });
 
-  it('gives up after the policy’s attempts with the last error', async () => {
-    const reads = flaky([serverError(), serverError(), serverError(), new PlatformCallError('hubspot', 'fourth', { retryable: true, kind: 'timeout' })]);
-    await expect(withReadRetries(reads.read, fast)).rejects.toThrow('fourth');
+  it('gives up after the policy’s attempts with the last error, without waiting or reporting a retry after it', async () => {
+    const reads = flaky([serverError(), serverError(), serverError(), new PlatformCallError('hubspot', 'fourth', { retryable: true, retryAfterMs: 100, kind: 'rate_limited' })]);
+    const retried: number[] = [];
+    await expect(withReadRetries(reads.read, fast, (_err, attempt) => retried.push(attempt))).rejects.toThrow('fourth');
     expect(reads.calls()).toBe(4);
+    // No fourth "retrying" (its Retry-After would be slept in the same branch).
+    expect(retried).toEqual([1, 2, 3]);
+  });
+
+  it('starts no retry past the budget', async () => {
+    const slow = (ms: number) => new PlatformCallError('hubspot', `429 after ${ms}`, { status: 429, retryable: true, retryAfterMs: ms, kind: 'rate_limited' });
+    const reads = flaky([slow(30), slow(30), slow(30)]);
+    await expect(withReadRetries(reads.read, { ...fast, budgetMs: 50 })).rejects.toThrow('429 after 30');
+    expect(reads.calls()).toBe(2); // 30 ms waited once; a second wait would end past 50 ms
   });
 
   it('does not retry what cannot get better by itself: auth, programming errors', async () => {
