@@ -24,7 +24,7 @@ import type { Transaction } from 'kysely';
 import type { TenantSettings } from '../config/manifest';
 import { ALL_PURPOSES, type Channel, type ConsentState, type NewConsentEvent } from '../domain/consent';
 import { isIsoTimestamp, toIsoTimestamp } from '../domain/time';
-import { audienceOf, countryOf, loadFacts, type SubjectFacts } from '../gate/facts';
+import { audienceOf, b2bRuleOf, countryOf, loadFacts, type SubjectFacts } from '../gate/facts';
 import { appendInTransaction } from '../ledger/ledger';
 import type { Clock, IdGenerator } from '../ports';
 import { PROFILES, profileForCountry, ruleAt, ruleChannelOf, rowName, validityEnd, type Validity } from '../rules/profiles';
@@ -182,7 +182,7 @@ export function consentRuleFor(settings: TenantSettings, facts: SubjectFacts | u
   const ruleChannel = ruleChannelOf(channel);
   if (ruleChannel === null) return null;
   const profile = profileForCountry(countryOf(facts, settings.shopCountry).country);
-  const audience = audienceOf(facts, settings.b2b, new Set(settings.b2b?.emailDomains ?? []));
+  const audience = audienceOf(facts, b2bRuleOf(settings.b2b));
   const dated = ruleAt(profile, ruleChannel, audience, at);
   return { row: rowName(profile, ruleChannel, audience, dated), consentValidity: dated.rule.consentValidity };
 }

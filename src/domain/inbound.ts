@@ -18,6 +18,15 @@ export interface ProfileFacts {
   readonly sourceUpdatedAt: string;
 }
 
+/**
+ * The customer's tags as of `sourceUpdatedAt` (a B2B hint for issue 4's audience rule, setting
+ * `b2b.customerTags`): trimmed, each once. Only when the source carried them; an empty list means "no tags".
+ */
+export interface CustomerTags {
+  readonly tags: readonly string[];
+  readonly sourceUpdatedAt: string;
+}
+
 export interface PurchaseLine {
   readonly productId: string | null;
   readonly variantId: string | null;
@@ -56,8 +65,8 @@ export type InboundEffect =
   /** Consent events for the person the identities name (the first identity is the most specific). */
   | { readonly kind: 'consent'; readonly identities: readonly Identity[]; readonly events: readonly SubjectlessEvent[] }
   /** Identity (and profile) upsert; no consent change. */
-  | { readonly kind: 'identify'; readonly identities: readonly Identity[]; readonly profile: ProfileFacts | null }
-  | { readonly kind: 'purchase'; readonly identities: readonly Identity[]; readonly purchase: PurchaseFact; readonly profile: ProfileFacts | null }
+  | { readonly kind: 'identify'; readonly identities: readonly Identity[]; readonly profile: ProfileFacts | null; readonly customerTags?: CustomerTags }
+  | { readonly kind: 'purchase'; readonly identities: readonly Identity[]; readonly purchase: PurchaseFact; readonly profile: ProfileFacts | null; readonly customerTags?: CustomerTags }
   /** Product facts for similarity (issue 4 §3): cached, and marked stale so the next lookup refetches the rest. */
   | { readonly kind: 'product'; readonly product: ProductUpdateFacts }
   /** Unite the subjects of `merged` into the subject of `into`; the most restrictive state wins. */

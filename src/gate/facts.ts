@@ -19,6 +19,8 @@ export interface SubjectFacts {
   /** Customer's default address country, else the newest paid order's country; null when neither is known. */
   readonly country: { readonly country: string; readonly source: CountrySource } | null;
   readonly hasCompany: boolean;
+  /** The customer's tags, lower case (empty when none are known). */
+  readonly tags: readonly string[];
   /** Decoded projection states by `stateKey(channel, purpose)`. */
   readonly states: ReadonlyMap<string, ConsentState>;
 }
@@ -70,6 +72,7 @@ export async function loadFacts(store: Store, tenantId: string, subjectIds: read
   const states = new Map<string, Map<string, ConsentState>>();
   const country = new Map<string, { country: string; source: CountrySource }>();
   const company = new Set<string>();
+  const tags = new Map<string, string[]>();
   for (const subjectId of subjectIds) {
     identitiesOf.set(subjectId, []);
     emails.set(subjectId, []);
@@ -86,6 +89,7 @@ export async function loadFacts(store: Store, tenantId: string, subjectIds: read
     for (const row of await repo.profilesOf(db, tenantId, chunk)) {
       if (row.country) country.set(row.subject_id, { country: row.country, source: 'customer_address' });
       if (row.company) company.add(row.subject_id);
+      if (row.tags) tags.set(row.subject_id, (JSON.parse(row.tags) as string[]).map((t) => t.toLowerCase()));
     }
     // Newest first: the first country seen per subject wins.
     for (const row of await repo.purchaseCountries(db, tenantId, chunk)) {
@@ -100,6 +104,7 @@ export async function loadFacts(store: Store, tenantId: string, subjectIds: read
       emails: emails.get(subjectId)!,
       country: country.get(subjectId) ?? null,
       hasCompany: company.has(subjectId),
+      tags: tags.get(subjectId) ?? [],
       states: states.get(subjectId)!,
     });
   }
@@ -127,12 +132,30 @@ export function countryOf(facts: SubjectFacts | undefined, shopCountry: string |
   return shopCountry ? { country: shopCountry, source: 'shop_country' } : { country: null, source: 'none' };
 }
 
+/** The merchant's B2B rule (setting `b2b`), with its lists as sets, built once per batch. Null: everyone is B2C. */
+export interface B2bRule {
+  readonly companyOnAddress: boolean;
+  /** Lower case. */
+  readonly customerTags: ReadonlySet<string>;
+  readonly emailDomains: ReadonlySet<string>;
+}
+
+export function b2bRuleOf(b2b: TenantSettings['b2b']): B2bRule | null {
+  if (b2b === undefined) return null;
+  return {
+    companyOnAddress: b2b.companyOnAddress,
+    customerTags: new Set(b2b.customerTags.map((t) => t.trim().toLowerCase())),
+    emailDomains: new Set(b2b.emailDomains),
+  };
+}
+
 /**
- * Audience (issue 4 §2): B2B when the merchant's rule says so (company on the address, or an email domain in
- * the list, given as a set); otherwise B2C. Customer tags are not stored yet, so `b2b.customerTags` is inert.
+ * Audience (issue 4 §2): B2B when the merchant's rule says so (company on the address, a customer tag in the
+ * list, compared without case, or an email domain in the list); otherwise B2C.
  */
-export function audienceOf(facts: SubjectFacts | undefined, b2b: TenantSettings['b2b'], emailDomains: ReadonlySet<string>): Audience {
-  if (facts === undefined || b2b === undefined) return 'B2C';
-  if (b2b.companyOnAddress && facts.hasCompany) return 'B2B';
-  return facts.emails.some((e) => emailDomains.has(e.slice(e.lastIndexOf('@') + 1))) ? 'B2B' : 'B2C';
+export function audienceOf(facts: SubjectFacts | undefined, rule: B2bRule | null): Audience {
+  if (facts === undefined || rule === null) return 'B2C';
+  if (rule.companyOnAddress && facts.hasCompany) return 'B2B';
+  if (rule.customerTags.size > 0 && facts.tags.some((t) => rule.customerTags.has(t))) return 'B2B';
+  return facts.emails.some((e) => rule.emailDomains.has(e.slice(e.lastIndexOf('@') + 1))) ? 'B2B' : 'B2C';
 }

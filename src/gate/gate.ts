@@ -5,8 +5,8 @@
  *
  * Jurisdiction (issue 4 §2): country of the customer's default address, else of the newest paid order's billing
  * address, else the shop's country (setting `shopCountry`), else none (EU default profile). Audience: B2B when
- * the merchant's rule says so (setting `b2b`: company on the address, or an email domain in the list); otherwise
- * B2C. Customer tags are not stored yet, so `b2b.customerTags` does not classify anyone (README says so).
+ * the merchant's rule says so (setting `b2b`: company on the address, a customer tag in the list, or an email
+ * domain in the list); otherwise B2C.
  */
 import { z } from 'zod';
 import { CHANNELS, EMPTY_STATE } from '../domain/consent';
@@ -17,7 +17,7 @@ import { PROFILES_VERSION, profileForCountry } from '../rules/profiles';
 import type { Store } from '../store/database';
 import type { TenantSettings } from '../config/manifest';
 import type { Tenant } from '../tenants/tenants';
-import { audienceOf, countryOf, databaseFacts, stateKey, type FactsSource } from './facts';
+import { audienceOf, b2bRuleOf, countryOf, databaseFacts, stateKey, type FactsSource } from './facts';
 
 /** Most recipients per request (issue 4 §8). */
 export const MAX_RECIPIENTS = 10_000;
@@ -126,11 +126,10 @@ export async function checkRecipients(store: Store, tenant: Tenant, request: Gat
   const anyKey = stateKey(request.channel, '*');
   const settings = decisionSettings(tenant.settings);
   const shopCountry = tenant.settings.shopCountry;
-  const b2b = tenant.settings.b2b;
-  const b2bDomains = new Set(b2b?.emailDomains ?? []);
+  const b2b = b2bRuleOf(tenant.settings.b2b);
   const results: GateResult[] = factsOf.map((facts) => {
     const { country, source: countrySource } = countryOf(facts, shopCountry);
-    const audience = audienceOf(facts, b2b, b2bDomains);
+    const audience = audienceOf(facts, b2b);
     const consent = facts === undefined ? null : (facts.states.get(ownKey) ?? facts.states.get(anyKey) ?? EMPTY_STATE);
     return decide({ consent, country, countrySource, audience }, profileForCountry(country), settings, request, at, { trace: options.explain === true });
   });

@@ -5,7 +5,7 @@
  */
 import type { Transaction } from 'kysely';
 import type { NewConsentEvent } from '../domain/consent';
-import type { InboundEffect, ProfileFacts, SubjectlessEvent } from '../domain/inbound';
+import type { CustomerTags, InboundEffect, ProfileFacts, SubjectlessEvent } from '../domain/inbound';
 import { shopifyConsentFingerprint } from '../sync/echo';
 import * as writeLog from '../store/sync-write.repository';
 import { appendInTransaction } from '../ledger/ledger';
@@ -39,6 +39,11 @@ async function recordProfile(trx: Transaction<Database>, tenantId: string, subje
     source_updated_at: profile.sourceUpdatedAt,
     updated_at: now,
   });
+}
+
+async function recordTags(trx: Transaction<Database>, tenantId: string, subjectId: string, tags: CustomerTags | undefined, now: string): Promise<void> {
+  if (tags === undefined) return;
+  await subjects.upsertTags(trx, { tenant_id: tenantId, subject_id: subjectId, tags: tags.tags, source_updated_at: tags.sourceUpdatedAt, updated_at: now });
 }
 
 const SHOPIFY_STATE_OF: Partial<Record<SubjectlessEvent['kind'], string>> = { grant: 'SUBSCRIBED', withdraw: 'UNSUBSCRIBED', pending: 'PENDING' };
@@ -92,6 +97,7 @@ export async function applyEffects(
         const subject = touch(await resolveAndUnite(trx, deps, tenantId, effect.identities, 'identities_united'));
         events.push(...subject.carryOver);
         await recordProfile(trx, tenantId, subject.subjectId, effect.profile, now);
+        await recordTags(trx, tenantId, subject.subjectId, effect.customerTags, now);
         notes.push('identity recorded');
         break;
       }
@@ -112,6 +118,7 @@ export async function applyEffects(
           created_at: now,
         });
         await recordProfile(trx, tenantId, subject.subjectId, effect.profile, now);
+        await recordTags(trx, tenantId, subject.subjectId, effect.customerTags, now);
         notes.push(inserted ? `purchase ${p.orderId} recorded` : `purchase ${p.orderId} already recorded`);
         break;
       }

@@ -7,7 +7,7 @@
  */
 import { categoryGroupsOf, type ProductCatalog } from '../catalog/catalog';
 import type { PurchaseLine } from '../domain/inbound';
-import { stateKey, audienceOf, countryOf, loadFacts } from '../gate/facts';
+import { stateKey, audienceOf, b2bRuleOf, countryOf, loadFacts } from '../gate/facts';
 import { appendInTransaction } from '../ledger/ledger';
 import type { Clock, IdGenerator, Logger } from '../ports';
 import { profileForCountry } from '../rules/profiles';
@@ -69,7 +69,7 @@ async function subjectOf(store: Store, tenant: Tenant, subjectId: string): Promi
     subject: {
       subjectId,
       country,
-      audience: audienceOf(facts, tenant.settings.b2b, new Set(tenant.settings.b2b?.emailDomains ?? [])),
+      audience: audienceOf(facts, b2bRuleOf(tenant.settings.b2b)),
       hasEmail: facts?.identities.some((i) => i.kind === 'email') ?? false,
       hasPhone: facts?.identities.some((i) => i.kind === 'phone') ?? false,
       states,

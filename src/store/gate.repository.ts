@@ -43,9 +43,9 @@ export async function projectionRows(db: Db, tenantId: string, subjectIds: reado
     .execute();
 }
 
-export async function profilesOf(db: Db, tenantId: string, subjectIds: readonly string[]): Promise<Array<{ subject_id: string; country: string | null; company: string | null }>> {
+export async function profilesOf(db: Db, tenantId: string, subjectIds: readonly string[]): Promise<Array<{ subject_id: string; country: string | null; company: string | null; tags?: string | null | undefined }>> {
   if (subjectIds.length === 0) return [];
-  return db.selectFrom('subject_profile').select(['subject_id', 'country', 'company']).where('tenant_id', '=', tenantId).where('subject_id', 'in', [...subjectIds]).execute();
+  return db.selectFrom('subject_profile').select(['subject_id', 'country', 'company', 'tags']).where('tenant_id', '=', tenantId).where('subject_id', 'in', [...subjectIds]).execute();
 }
 
 /** Countries of paid orders (billing, else customer), newest first per subject. */

@@ -197,6 +197,10 @@ export interface SubjectProfileTable {
   company: string | null;
   source_updated_at: string;
   updated_at: string;
+  /** JSON array of the customer's tags; null until a source carried them (migration 0014). */
+  tags?: string | null;
+  /** Source time of `tags` (the newer one wins, independently of the address fields). */
+  tags_updated_at?: string | null;
 }
 
 /** A subject united into another (HubSpot contact.merge, or one delivery naming identities of two subjects). */

@@ -10,7 +10,7 @@
 import type { TenantSettings } from '../config/manifest';
 import { EMPTY_STATE, type ConsentState } from '../domain/consent';
 import { HUBSPOT_PROPERTIES } from '../domain/hubspot-properties';
-import { audienceOf, countryOf, stateKey, type SubjectFacts } from '../gate/facts';
+import { audienceOf, b2bRuleOf, countryOf, stateKey, type SubjectFacts } from '../gate/facts';
 import { decide } from '../rules/decide';
 import { profileForCountry } from '../rules/profiles';
 
@@ -43,7 +43,7 @@ function smsConsentValue(state: ConsentState): string {
 
 export function contactStateOf(facts: SubjectFacts, settings: TenantSettings, now: string): ContactState {
   const { country, source: countrySource } = countryOf(facts, settings.shopCountry);
-  const audience = audienceOf(facts, settings.b2b, new Set(settings.b2b?.emailDomains ?? []));
+  const audience = audienceOf(facts, b2bRuleOf(settings.b2b));
   const profile = profileForCountry(country);
   const decisionSettings = { doubleOptInCountries: settings.doubleOptInCountries, softOptInMaxMonths: settings.softOptInMaxMonths ?? null };
   const gate = (channel: 'email' | 'sms') => {

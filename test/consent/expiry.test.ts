@@ -277,12 +277,13 @@ describe.each(testDialects())('expiry scheduler on %s', (dialect) => {
 describe('dueExpiries and consentRuleFor (pure)', () => {
   const state = (over: Partial<ConsentState>): ConsentState => ({ ...EMPTY_STATE, ...over });
   const settings = { shopCountry: null, doubleOptInCountries: ['DE', 'AT'], categoryGroups: [], defaultTaxonomyDepth: 2, purposes: [], objectionOrderAttribute: null, inboxRetentionDays: 30, allowLegacyHubspotSignatures: false, reconciliationIntervalMinutes: 5 };
-  const facts = (country: string | null, over: { hasCompany?: boolean; emails?: string[] } = {}) => ({
+  const facts = (country: string | null, over: { hasCompany?: boolean; emails?: string[]; tags?: string[] } = {}) => ({
     subjectId: 's',
     identities: [],
     emails: over.emails ?? [],
     country: country ? { country, source: 'customer_address' as const } : null,
     hasCompany: over.hasCompany ?? false,
+    tags: over.tags ?? [],
     states: new Map(),
   });
 
@@ -314,11 +315,13 @@ describe('dueExpiries and consentRuleFor (pure)', () => {
     expect(dueExpiries('s', 'email', '*', granted, consentRuleFor(settings, facts('NL'), 'email', iso('2025-02-01')), iso('2025-02-01'))).toEqual([]);
   });
 
-  it('resolves the row as the gate does: shopCountry fallback, EU default, B2B by company or email domain, WhatsApp as SMS', () => {
+  it('resolves the row as the gate does: shopCountry fallback, EU default, B2B by company, customer tag or email domain, WhatsApp as SMS', () => {
     expect(consentRuleFor({ ...settings, shopCountry: 'FR' }, undefined, 'email', iso('2025-01-01'))!.row).toBe('FR/email/B2C');
     expect(consentRuleFor({ ...settings, shopCountry: 'FR' }, facts('IE'), 'email', iso('2025-01-01'))!.row).toBe('IE/email/B2C');
     expect(consentRuleFor(settings, facts(null), 'email', iso('2025-01-01'))!.row).toBe('EU/email/B2C');
-    const b2b = { ...settings, b2b: { companyOnAddress: true, customerTags: [], emailDomains: ['corp.fr'] } };
+    const b2b = { ...settings, b2b: { companyOnAddress: true, customerTags: ['Wholesale'], emailDomains: ['corp.fr'] } };
+    expect(consentRuleFor(b2b, facts('FR', { tags: ['vip', 'wholesale'] }), 'email', iso('2025-01-01'))!.row).toBe('FR/email/B2B');
+    expect(consentRuleFor(b2b, facts('FR', { tags: ['vip'] }), 'email', iso('2025-01-01'))!.row).toBe('FR/email/B2C');
     expect(consentRuleFor(b2b, facts('FR', { hasCompany: true }), 'email', iso('2025-01-01'))!.row).toBe('FR/email/B2B');
     expect(consentRuleFor(b2b, facts('FR', { emails: ['x@corp.fr'] }), 'email', iso('2025-01-01'))!.row).toBe('FR/email/B2B');
     expect(consentRuleFor(b2b, facts('FR', { emails: ['x@home.fr'] }), 'email', iso('2025-01-01'))!.row).toBe('FR/email/B2C');

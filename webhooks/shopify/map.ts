@@ -18,6 +18,7 @@ import {
   type InboundDelivery,
   type InboundEffect,
   type ProductUpdateFacts,
+  type CustomerTags,
   type ProfileFacts,
   type PurchaseFact,
   type SubjectlessEvent,
@@ -122,13 +123,19 @@ function profileOf(address: { country_code?: string | null; company?: string | n
   return { country: country(address.country_code), company: company === '' ? null : company, sourceUpdatedAt: updatedAt };
 }
 
+/** The customer's tags, when the payload carries the field (REST: "a, b"); see `CustomerTags`. */
+function customerTagsOf(tags: string | readonly string[] | null | undefined, updatedAt: string | null): { customerTags: CustomerTags } | Record<string, never> {
+  if (tags === undefined || tags === null || updatedAt === null) return {};
+  return { customerTags: { tags: splitProductTags(tags), sourceUpdatedAt: updatedAt } };
+}
+
 function attributesOf(list: ReadonlyArray<{ name: string; value: unknown }> | null | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const { name, value } of list ?? []) out[name] = value === null || value === undefined ? '' : String(value);
   return out;
 }
 
-/** REST `tags`: one comma-separated string ("a, b"); each tag trimmed, empty ones dropped, each once. */
+/** REST `tags` (products, customers): one comma-separated string ("a, b"); each tag trimmed, empty ones dropped, each once. */
 export function splitProductTags(tags: string | readonly string[] | null | undefined): string[] {
   const list = typeof tags === 'string' ? tags.split(',') : (tags ?? []);
   return [...new Set(list.map((t) => t.trim()).filter((t) => t !== ''))];
@@ -148,7 +155,7 @@ export function mapShopifyDelivery(delivery: InboundDelivery): readonly InboundE
     case 'customers/update': {
       const body = parse(customerSchema, delivery.payload, delivery.topic);
       const updatedAt = timestamp(body.updated_at, 'updated_at');
-      return [{ kind: 'identify', identities: identities(body.id, body.email, body.phone), profile: profileOf(body.default_address, updatedAt) }];
+      return [{ kind: 'identify', identities: identities(body.id, body.email, body.phone), profile: profileOf(body.default_address, updatedAt), ...customerTagsOf(body.tags, updatedAt) }];
     }
     case 'orders/create':
     case 'orders/paid': {
@@ -157,7 +164,8 @@ export function mapShopifyDelivery(delivery: InboundDelivery): readonly InboundE
       if (ids.length === 0) return [{ kind: 'skip', reason: 'order names no customer, email or phone' }];
       const customerUpdatedAt = timestamp(body.customer?.updated_at, 'customer.updated_at');
       const profile = profileOf(body.customer?.default_address, customerUpdatedAt);
-      if (delivery.topic === 'orders/create') return [{ kind: 'identify', identities: ids, profile }];
+      const tags = customerTagsOf(body.customer?.tags, customerUpdatedAt);
+      if (delivery.topic === 'orders/create') return [{ kind: 'identify', identities: ids, profile, ...tags }];
       const orderedAt = timestamp(body.created_at, 'created_at')!;
       const purchase: PurchaseFact = {
         orderId: body.id,
@@ -169,7 +177,7 @@ export function mapShopifyDelivery(delivery: InboundDelivery): readonly InboundE
         lines: body.line_items.map((line) => ({ productId: line.product_id ?? null, variantId: line.variant_id ?? null, quantity: line.quantity ?? 1 })),
         attributes: attributesOf(body.note_attributes),
       };
-      return [{ kind: 'purchase', identities: ids, purchase, profile }];
+      return [{ kind: 'purchase', identities: ids, purchase, profile, ...tags }];
     }
     case 'products/create':
     case 'products/update': {

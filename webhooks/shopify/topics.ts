@@ -43,6 +43,8 @@ export const customerSchema = z.looseObject({
     updated_at: timestamp,
     created_at: timestamp.nullish(),
     default_address: address,
+    /** REST: one comma-separated string. */
+    tags: z.union([z.string(), z.array(z.string())]).nullish(),
   });
 
 const EMAIL_STATES = ['not_subscribed', 'pending', 'subscribed', 'unsubscribed', 'redacted', 'invalid'] as const;
@@ -79,7 +81,7 @@ export const orderSchema = z.looseObject({
     updated_at: timestamp.nullish(),
     processed_at: timestamp.nullish(),
     billing_address: address,
-    customer: z.looseObject({ id, email: text, phone: text, updated_at: timestamp.nullish(), default_address: address })
+    customer: z.looseObject({ id, email: text, phone: text, updated_at: timestamp.nullish(), default_address: address, tags: z.union([z.string(), z.array(z.string())]).nullish() })
       .nullish(),
     line_items: z
       .array(z.looseObject({ product_id: id.nullish(), variant_id: id.nullish(), quantity: z.number().int().nonnegative().nullish() }))

@@ -427,6 +427,17 @@ const outboxPlatformClaims: Migration = {
   },
 };
 
+/**
+ * Customer tags (Shopify customers/* and the order's customer) for the audience rule's `b2b.customerTags`: a JSON
+ * array, with their own source time (a payload may carry tags and no address, or the other way round).
+ */
+const profileTags: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('subject_profile').addColumn('tags', 'text').execute();
+    await db.schema.alterTable('subject_profile').addColumn('tags_updated_at', 'text').execute();
+  },
+};
+
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
@@ -442,6 +453,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0011_sync_writes': syncWrites,
     '0012_sync_cursors': syncCursors,
     '0013_outbox_platform_claims': outboxPlatformClaims,
+    '0014_profile_tags': profileTags,
   };
 }
 
