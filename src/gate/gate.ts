@@ -127,11 +127,14 @@ export async function checkRecipients(store: Store, tenant: Tenant, request: Gat
   const settings = decisionSettings(tenant.settings);
   const shopCountry = tenant.settings.shopCountry;
   const b2b = b2bRuleOf(tenant.settings.b2b);
+  const decideOptions = { trace: options.explain === true };
+  // Built once per batch: the jurisdiction of a recipient without a country of their own.
+  const fallback = countryOf(undefined, shopCountry);
   const results: GateResult[] = factsOf.map((facts) => {
-    const { country, source: countrySource } = countryOf(facts, shopCountry);
+    const { country, source: countrySource } = facts?.country ?? fallback;
     const audience = audienceOf(facts, b2b);
     const consent = facts === undefined ? null : (facts.states.get(ownKey) ?? facts.states.get(anyKey) ?? EMPTY_STATE);
-    return decide({ consent, country, countrySource, audience }, profileForCountry(country), settings, request, at, { trace: options.explain === true });
+    return decide({ consent, country, countrySource, audience }, profileForCountry(country), settings, request, at, decideOptions);
   });
   return { decidedAt: at, rulesVersion: PROFILES_VERSION, results };
 }

@@ -12,7 +12,7 @@
  * Reason codes are stable API (README "Gate reason codes"); they only grow.
  */
 import type { ConsentState, LegalBasis } from '../domain/consent';
-import { type Audience, type DatedRule, type JurisdictionProfile, PROFILES_VERSION, type RuleChannel, ruleAt, ruleChannelOf, rowName, validityEnd } from './profiles';
+import { type Audience, type DatedRule, type JurisdictionProfile, PROFILES_VERSION, type RuleChannel, ruleAt, ruleChannelOf, rowName, type Validity, validityEnd } from './profiles';
 
 export const ALLOW_REASONS = ['consent', 'soft_opt_in', 'opt_out_regime'] as const;
 export const BLOCK_REASONS = [
@@ -133,14 +133,46 @@ function jurisdictionOf(profile: JurisdictionProfile, channel: RuleChannel, subj
   );
 }
 
-function earliest(...ends: Array<string | null>): string | null {
-  const set = ends.filter((e): e is string => e !== null);
-  return set.length === 0 ? null : set.reduce((a, b) => (a < b ? a : b));
+/** The earlier of two ends (ISO-8601, null = no end). No rest arguments: this runs for every decision. */
+function earliest(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  return b === null || a < b ? a : b;
 }
 
+/** One validity object per month count, so `validityEnd` can remember its ends. */
+const monthsFromSale = new Map<number, Validity>();
+
 function monthsAfter(start: string, months: number | null): string | null {
-  return months === null ? null : validityEnd({ kind: 'months_from_sale', months }, start);
+  if (months === null) return null;
+  let validity = monthsFromSale.get(months);
+  if (validity === undefined) monthsFromSale.set(months, (validity = { kind: 'months_from_sale', months }));
+  return validityEnd(validity, start);
 }
+
+function hasAnyKey(record: Readonly<Record<string, unknown>>): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return true;
+  return false;
+}
+
+/** Record a check when traced (`conditions` non-null); returns `passed`. A module function, not a closure per decision. */
+function check(conditions: Condition[] | null, name: string, passed: boolean, detail: string | false): boolean {
+  if (conditions !== null) conditions.push({ check: name, passed, detail: detail as string });
+  return passed;
+}
+
+function outcome(
+  conditions: Condition[] | null,
+  jurisdiction: Jurisdiction,
+  allowed: boolean,
+  reason: Reason,
+  basis: LegalBasis | null,
+  validUntil: string | null,
+  evidence: readonly string[],
+): Decision {
+  return conditions !== null ? { allowed, basis, reason, jurisdiction, validUntil, evidence, conditions } : { allowed, basis, reason, jurisdiction, validUntil, evidence };
+}
+
+const NO_EVIDENCE: readonly string[] = Object.freeze([]);
 
 export function decide(
   subject: SubjectForDecision,
@@ -154,32 +186,26 @@ export function decide(
   // Traced: every check with its detail. Untraced (the gate's plain answers): no record, and the detail text
   // is never built (`trace && …` short-circuits), so a decision allocates little beyond its result.
   const conditions: Condition[] | null = trace ? [] : null;
-  const check = (name: string, passed: boolean, detail: string | false): boolean => {
-    if (conditions !== null) conditions.push({ check: name, passed, detail: detail as string });
-    return passed;
-  };
-  const ruleChannel: RuleChannel = ruleChannelOf(request.channel) ?? 'email';
+  const coveredChannel = ruleChannelOf(request.channel);
+  const ruleChannel: RuleChannel = coveredChannel ?? 'email';
   const dated = ruleAt(profile, ruleChannel, subject.audience, now);
   const rule = dated.rule;
   const jurisdiction = jurisdictionOf(profile, ruleChannel, subject, dated);
-  const result = (allowed: boolean, reason: Reason, basis: LegalBasis | null, validUntil: string | null, evidence: readonly string[]): Decision =>
-    conditions !== null ? { allowed, basis, reason, jurisdiction, validUntil, evidence, conditions } : { allowed, basis, reason, jurisdiction, validUntil, evidence };
-  const block = (reason: BlockReason, evidence: readonly string[] = []): Decision => result(false, reason, null, null, evidence);
 
-  if (!check('channel_covered', ruleChannelOf(request.channel) !== null, trace && `channel ${request.channel}`)) return block('channel_not_covered');
+  if (!check(conditions, 'channel_covered', coveredChannel !== null, trace && `channel ${request.channel}`)) return outcome(conditions, jurisdiction, false, 'channel_not_covered', null, null, NO_EVIDENCE);
   const state = subject.consent;
   if (state === null) {
-    check('recipient_known', false, trace && 'no subject with this identity');
-    return block('unknown_recipient');
+    check(conditions, 'recipient_known', false, trace && 'no subject with this identity');
+    return outcome(conditions, jurisdiction, false, 'unknown_recipient', null, null, NO_EVIDENCE);
   }
-  check('recipient_known', true, trace && 'a subject of this tenant');
+  check(conditions, 'recipient_known', true, trace && 'a subject of this tenant');
 
   // R0 (1): suppression, objection, withdrawal.
-  if (!check('not_erased', state.status !== 'erased', trace && (state.status === 'erased' ? 'personal data erased' : 'ok'))) return block('erased', state.evidenceEventIds);
-  if (!check('not_withdrawn', state.status !== 'withdrawn', trace && (state.status === 'withdrawn' ? `withdrawn or objected at ${state.withdrawnAt}` : 'no withdrawal or objection newer than the grants'))) {
-    return block('withdrawn', state.evidenceEventIds);
+  if (!check(conditions, 'not_erased', state.status !== 'erased', trace && (state.status === 'erased' ? 'personal data erased' : 'ok'))) return outcome(conditions, jurisdiction, false, 'erased', null, null, state.evidenceEventIds);
+  if (!check(conditions, 'not_withdrawn', state.status !== 'withdrawn', trace && (state.status === 'withdrawn' ? `withdrawn or objected at ${state.withdrawnAt}` : 'no withdrawal or objection newer than the grants'))) {
+    return outcome(conditions, jurisdiction, false, 'withdrawn', null, null, state.evidenceEventIds);
   }
-  if (!check('address_valid', !state.addressInvalid, trace && (state.addressInvalid ? 'the platform marked the address invalid' : 'ok'))) return block('address_invalid', state.evidenceEventIds);
+  if (!check(conditions, 'address_valid', !state.addressInvalid, trace && (state.addressInvalid ? 'the platform marked the address invalid' : 'ok'))) return outcome(conditions, jurisdiction, false, 'address_invalid', null, null, state.evidenceEventIds);
 
   // R0 (3): valid consent (R1, R2, R3, R5).
   let consentFailure: BlockReason | null = null;
@@ -187,27 +213,27 @@ export function decide(
     const doubleOptInExpected = rule.doubleOptIn === 'DEFACTO' || (subject.country !== null && settings.doubleOptInCountries.includes(subject.country));
     const confirmed = state.confirmedAt !== null || state.optInLevel === 'confirmed_opt_in';
     const end = earliest(state.validUntil, state.grantedAt ? validityEnd(rule.consentValidity, state.grantedAt) : null);
-    if (!check('double_opt_in', !doubleOptInExpected || confirmed, trace && (doubleOptInExpected ? (confirmed ? 'confirmed' : 'expected here, no confirmation recorded') : 'not expected'))) {
+    if (!check(conditions, 'double_opt_in', !doubleOptInExpected || confirmed, trace && (doubleOptInExpected ? (confirmed ? 'confirmed' : 'expected here, no confirmation recorded') : 'not expected'))) {
       consentFailure = 'double_opt_in_missing';
-    } else if (!check('consent_in_validity', end === null || end > now, trace && (end === null ? 'no validity end' : `valid until ${end}`))) {
+    } else if (!check(conditions, 'consent_in_validity', end === null || end > now, trace && (end === null ? 'no validity end' : `valid until ${end}`))) {
       consentFailure = 'consent_expired';
     } else {
-      return result(true, 'consent', 'consent', end, state.evidenceEventIds);
+      return outcome(conditions, jurisdiction, true, 'consent', 'consent', end, state.evidenceEventIds);
     }
   } else {
-    check('consent', false, trace && (state.status === 'pending' ? `double opt-in pending since ${state.pendingSince}` : `status ${state.status}`));
+    check(conditions, 'consent', false, trace && (state.status === 'pending' ? `double opt-in pending since ${state.pendingSince}` : `status ${state.status}`));
     if (state.status === 'pending') consentFailure = 'consent_pending';
     if (state.status === 'expired') consentFailure = 'consent_expired';
   }
 
   // R0 (4): soft opt-in (SOI conditions, sale, window, channel covered).
   let softFailure: BlockReason | null = null;
-  const hasSoftOptIn = Object.keys(state.softOptIn).length > 0;
-  if (!check('soft_opt_in_allowed', rule.regime === 'OPT_IN_SOI', trace && `${jurisdiction.row}: ${rule.regime}`)) {
+  const hasSoftOptIn = hasAnyKey(state.softOptIn);
+  if (!check(conditions, 'soft_opt_in_allowed', rule.regime === 'OPT_IN_SOI', trace && `${jurisdiction.row}: ${rule.regime}`)) {
     // Nothing more to check for soft opt-in.
-  } else if (!check('soft_opt_in_not_ended', !state.softOptInEnded, trace && (state.softOptInEnded ? `ended at ${state.softOptInEndedAt}` : 'ok'))) {
+  } else if (!check(conditions, 'soft_opt_in_not_ended', !state.softOptInEnded, trace && (state.softOptInEnded ? `ended at ${state.softOptInEndedAt}` : 'ok'))) {
     softFailure = 'soft_opt_in_ended';
-  } else if (!check('campaign_categories', request.categories.length > 0, trace && (request.categories.length > 0 ? request.categories.join(', ') : 'the request names no product category'))) {
+  } else if (!check(conditions, 'campaign_categories', request.categories.length > 0, trace && (request.categories.length > 0 ? request.categories.join(', ') : 'the request names no product category'))) {
     softFailure = hasSoftOptIn ? 'categories_missing' : null;
   } else {
     const missing: string[] = [];
@@ -220,21 +246,21 @@ export function decide(
         missing.push(category);
         continue;
       }
-      const grantEnd = earliest(grant.validUntil, validityEnd(rule.softOptInValidity, grant.earnedAt), monthsAfter(grant.earnedAt, settings.softOptInMaxMonths));
+      const grantEnd = earliest(earliest(grant.validUntil, validityEnd(rule.softOptInValidity, grant.earnedAt)), monthsAfter(grant.earnedAt, settings.softOptInMaxMonths));
       if (grantEnd !== null && grantEnd <= now) expired.push(category);
       evidence.push(grant.eventId);
       end = earliest(end, grantEnd);
     }
-    if (!check('similar_products', missing.length === 0, trace && (missing.length === 0 ? 'every category covered' : `no soft opt-in for ${missing.join(', ')}`))) {
+    if (!check(conditions, 'similar_products', missing.length === 0, trace && (missing.length === 0 ? 'every category covered' : `no soft opt-in for ${missing.join(', ')}`))) {
       softFailure = hasSoftOptIn ? 'not_similar' : null;
-    } else if (!check('soft_opt_in_in_window', expired.length === 0, trace && (expired.length === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired.join(', ')}`))) {
+    } else if (!check(conditions, 'soft_opt_in_in_window', expired.length === 0, trace && (expired.length === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired.join(', ')}`))) {
       softFailure = 'soft_opt_in_expired';
     } else {
       const uncleared = rule.soiRegisters.filter((r) => !(request.registersCleared ?? []).includes(r));
-      if (!check('registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'none needed or all screened' : `not screened against ${uncleared.join(', ')}`))) {
+      if (!check(conditions, 'registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'none needed or all screened' : `not screened against ${uncleared.join(', ')}`))) {
         softFailure = 'register_unchecked';
       } else {
-        return result(true, 'soft_opt_in', 'soft_opt_in', end, [...new Set(evidence)]);
+        return outcome(conditions, jurisdiction, true, 'soft_opt_in', 'soft_opt_in', end, evidence.length < 2 ? evidence : [...new Set(evidence)]);
       }
     }
   }
@@ -243,16 +269,16 @@ export function decide(
   let optOutFailure: BlockReason | null = null;
   if (rule.regime === 'OPT_OUT' || rule.regime === 'OPT_OUT_REG' || rule.regime === 'PRESUMED_CONSENT') {
     const uncleared = rule.registers.filter((r) => !(request.registersCleared ?? []).includes(r));
-    if (rule.needsProfessionalContext && !check('professional_context', request.professionalContext === true, trace && ('the message must relate to the recipient\'s profession'))) {
+    if (rule.needsProfessionalContext && !check(conditions, 'professional_context', request.professionalContext === true, trace && ('the message must relate to the recipient\'s profession'))) {
       optOutFailure = 'professional_context_missing';
-    } else if (rule.regime === 'OPT_OUT_REG' && !check('registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'all screened' : `not screened against ${uncleared.join(', ')}`))) {
+    } else if (rule.regime === 'OPT_OUT_REG' && !check(conditions, 'registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'all screened' : `not screened against ${uncleared.join(', ')}`))) {
       optOutFailure = 'register_unchecked';
     } else {
-      check('opt_out_regime', true, trace && `${rule.regime}: allowed unless objected; no objection recorded`);
-      return result(true, 'opt_out_regime', 'legitimate_interest', null, state.evidenceEventIds);
+      check(conditions, 'opt_out_regime', true, trace && `${rule.regime}: allowed unless objected; no objection recorded`);
+      return outcome(conditions, jurisdiction, true, 'opt_out_regime', 'legitimate_interest', null, state.evidenceEventIds);
     }
   }
 
   // R0 (6): block with the most specific reason.
-  return block(consentFailure ?? softFailure ?? optOutFailure ?? 'no_consent', state.evidenceEventIds);
+  return outcome(conditions, jurisdiction, false, consentFailure ?? softFailure ?? optOutFailure ?? 'no_consent', null, null, state.evidenceEventIds);
 }

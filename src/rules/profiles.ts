@@ -382,9 +382,24 @@ export function rowName(profile: JurisdictionProfile, channel: RuleChannel, audi
 }
 
 /** `start` plus a validity, or null for none. Months are calendar months in UTC. */
+/**
+ * Ends already computed, per validity rule (rules are long-lived objects) and start time: the gate asks the same
+ * question for the same grant on every check, and date parsing and formatting were a measurable part of a
+ * decision. Bounded: a rule's memo is emptied when it reaches MEMO_LIMIT starts.
+ */
+const endMemo = new WeakMap<Validity, Map<string, string>>();
+const MEMO_LIMIT = 100_000;
+
 export function validityEnd(validity: Validity, start: string): string | null {
   if (validity.kind === 'none') return null;
+  let memo = endMemo.get(validity);
+  if (memo === undefined) endMemo.set(validity, (memo = new Map()));
+  const known = memo.get(start);
+  if (known !== undefined) return known;
   const date = new Date(start);
   date.setUTCMonth(date.getUTCMonth() + validity.months);
-  return date.toISOString();
+  const end = date.toISOString();
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(start, end);
+  return end;
 }
