@@ -40,7 +40,8 @@ import type { Tenant } from './tenants/tenants';
 import { createShopifyAdminApi } from '../connectors/shopify/admin-api';
 import { ShopifyProductCatalog } from '../connectors/shopify/catalog';
 import { createServer, type Readiness } from './server/app';
-import { openStore, pingStore, type Store } from './store/database';
+import { openStore, pingStore, SQLITE_BUSY_TIMEOUT_MS, type Store } from './store/database';
+import { SqliteOffload } from './store/sqlite-offload';
 import { migrateToLatest, pendingMigrations } from './store/migrations';
 import { CachedTenantLookup } from './tenants/tenants';
 import { mapHubspotDelivery } from '../webhooks/hubspot/map';
@@ -57,6 +58,8 @@ export interface Runtime {
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly secretBox: SecretBox | null;
+  /** The SQLite file when the store was opened from the configuration (another connection can reach it), else null. */
+  readonly sqliteFile: string | null;
   close(): Promise<void>;
 }
 
@@ -80,6 +83,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     clock: overrides.clock ?? systemClock,
     ids: overrides.ids ?? uuidIds,
     secretBox: config.encryptionKey ? createSecretBox(config.encryptionKey) : null,
+    sqliteFile: overrides.store === undefined && config.database.kind === 'sqlite' && config.database.file !== ':memory:' ? config.database.file : null,
     close: () => store.close(),
   };
 }
@@ -343,7 +347,9 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   }
   // The worker runs inside `serve` unless RUN_WORKER=false (then `consent-bridge worker` runs apart).
-  const inbox = new InboxWriter(runtime.store, runtime);
+  // SQLite file: the request path's commits run on a thread of their own (src/store/sqlite-offload.ts).
+  const offload = runtime.sqliteFile !== null && config.sqliteWriteThread && SqliteOffload.available() ? new SqliteOffload(runtime.sqliteFile, { busyTimeoutMs: SQLITE_BUSY_TIMEOUT_MS }) : null;
+  const inbox = new InboxWriter(runtime.store, runtime, undefined, offload);
   const metrics = createMetrics(runtime, { progressSource: () => backfillProgress(runtime.store) });
   const ports = createPlatformPorts(runtime, { onCall: (platform, outcome) => metrics.platformCall(platform, outcome), ...(options.hubspot ? { hubspot: options.hubspot } : {}) });
   const worker = config.worker.inProcess ? createWorker(runtime, { inProcessWith: inbox }) : null;
@@ -381,6 +387,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
       }
       clearTimeout(timer);
       // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
+      await offload?.close();
       await worker?.stop();
       await jobs?.stop(config.shutdownTimeoutMs);
       // After the worker and the jobs (they enqueue): the chunk in flight finishes and is recorded; the rest stay due.

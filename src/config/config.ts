@@ -77,6 +77,11 @@ export interface AppConfig {
     /** Attempts before a delivery is dead-lettered (default 8). */
     readonly maxAttempts: number;
   };
+  /**
+   * SQLite file inside `serve`: commit the webhook request path's inbox rows on a thread of their own, so the
+   * event loop never waits for the fsync (default true; src/store/sqlite-offload.ts).
+   */
+  readonly sqliteWriteThread: boolean;
   /** Bearer token `GET /metrics` requires; null = open on the app port (the default). */
   readonly metricsToken: string | null;
   readonly features: Readonly<Record<Feature, FeatureStatus>>;
@@ -131,6 +136,7 @@ const envSchema = z.object({
   TENANT_CACHE_MS: wholeNumber(0, 600_000),
   GATE_CACHE_MAX_SUBJECTS: wholeNumber(0, 50_000_000),
   RUN_WORKER: optionalText.pipe(z.enum(['true', 'false']).nullable()),
+  SQLITE_WRITE_THREAD: optionalText.pipe(z.enum(['true', 'false']).nullable()),
   INBOX_MAX_ATTEMPTS: wholeNumber(1, 100),
   METRICS_TOKEN: optionalText,
 });
@@ -240,6 +246,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     gateCacheMaxSubjects: raw.GATE_CACHE_MAX_SUBJECTS ?? 500_000,
     outbox: { maxAttempts: raw.OUTBOX_MAX_ATTEMPTS ?? 15 },
     worker: { inProcess: raw.RUN_WORKER !== 'false', maxAttempts: raw.INBOX_MAX_ATTEMPTS ?? 8 },
+    sqliteWriteThread: raw.SQLITE_WRITE_THREAD !== 'false',
     metricsToken: raw.METRICS_TOKEN,
     features: {
       // Webhook verification needs the secret; the API key identifies the app for OAuth.

@@ -9,6 +9,7 @@ import type { Dialect, Store } from '../store/database';
 import * as repo from '../store/inbox.repository';
 import * as tenantRepo from '../store/tenant.repository';
 import type { Database, InboxTable, PrivacyRequestTable } from '../store/schema';
+import type { OffloadOutcome, SqliteOffload } from '../store/sqlite-offload';
 
 export type Platform = 'shopify' | 'hubspot';
 
@@ -152,10 +153,16 @@ export class InboxWriter {
   #queue: Waiting[] = [];
   #flushing = false;
 
-  /** `maxGroup`: most requests per transaction. Default 200. */
-  constructor(store: Store, deps: InboxDeps, maxGroup = 200) {
+  readonly #offload: SqliteOffload | null;
+
+  /**
+   * `maxGroup`: most requests per transaction. Default 200. `offload` (SQLite file, inside `serve`): groups of
+   * plain deliveries are committed on that thread, so the event loop never waits for the fsync.
+   */
+  constructor(store: Store, deps: InboxDeps, maxGroup = 200, offload: SqliteOffload | null = null) {
     this.#store = store;
     this.#deps = deps;
+    this.#offload = store.dialect === 'sqlite' ? offload : null;
     this.#maxGroup = maxGroup;
   }
 
@@ -180,6 +187,26 @@ export class InboxWriter {
     });
   }
 
+  /** A group on the offload thread: one transaction there, each request answered with its own counts. */
+  async #writeOffloaded(offload: SqliteOffload, group: readonly Waiting[]): Promise<void> {
+    let outcomes: OffloadOutcome[];
+    try {
+      outcomes = await offload.run(group.map((w) => w.batch.rows.map((row) => repo.compileInboxInsert(this.#store.db, row))));
+    } catch (err) {
+      for (const waiting of group) waiting.reject(err);
+      return;
+    }
+    group.forEach((waiting, i) => {
+      const outcome = outcomes[i]!;
+      if ('error' in outcome) {
+        waiting.reject(new Error(outcome.error));
+        return;
+      }
+      const accepted = outcome.changes.reduce((sum, n) => sum + n, 0);
+      waiting.resolve({ accepted, duplicates: waiting.batch.rows.length - accepted, privacyRecorded: 0, unrouted: 0 });
+    });
+  }
+
   async #flush(): Promise<void> {
     this.#flushing = true;
     try {
@@ -188,6 +215,11 @@ export class InboxWriter {
         // synchronously, so without this yield every group would hold just one request.
         await new Promise<void>((resolve) => setImmediate(resolve));
         const group = this.#queue.splice(0, this.#maxGroup);
+        // Privacy requests and unrouted counters are rare: they take the main connection.
+        if (this.#offload !== null && group.every((w) => w.batch.privacy.length === 0 && w.batch.unrouted.length === 0)) {
+          await this.#writeOffloaded(this.#offload, group);
+          continue;
+        }
         try {
           const batches = group.map((w) => w.batch);
           const results = await this.#store.db.transaction().execute((trx) => writeGroup(trx, this.#store.dialect, batches));

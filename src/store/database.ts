@@ -49,9 +49,13 @@ const STATEMENT_CACHE_SIZE = 500;
  * `prepare` for every query; re-preparing the same few statements cost about a tenth of the webhook request
  * path (bench:ingest profile). Safe because this app never streams (`iterate`) a statement.
  */
-function withStatementCache(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
+function withStatementCache(sqlite: BetterSqlite3.Database, options: { immediateTransactions?: boolean } = {}): BetterSqlite3.Database {
   const cache = new Map<string, BetterSqlite3.Statement>();
-  const prepare = sqlite.prepare.bind(sqlite);
+  const rawPrepare = sqlite.prepare.bind(sqlite);
+  // The writer connection's transactions take the write lock when they begin (Kysely says plain `begin`): with a
+  // second writer on the file (src/store/sqlite-offload.ts), a transaction that read first and wrote later could
+  // otherwise fail at once with SQLITE_BUSY (its snapshot went stale), which the busy timeout does not wait out.
+  const prepare = options.immediateTransactions === true ? (source: string) => rawPrepare(/^begin$/i.test(source.trim()) ? 'begin immediate' : source) : rawPrepare;
   return new Proxy(sqlite, {
     get(targetDb, property, receiver) {
       if (property !== 'prepare') {
@@ -82,7 +86,7 @@ export function openStore(target: DatabaseTarget, options: OpenStoreOptions = {}
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, { immediateTransactions: true }) }) });
     // An in-memory database exists once per connection, so it has no separate reader.
     const reader =
       target.file === ':memory:'

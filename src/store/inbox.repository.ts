@@ -19,6 +19,12 @@ const insertInboxRow = new PrecompiledQuery(INBOX_COLUMNS, (db, row) =>
     .onConflict((oc) => oc.columns(['platform', 'delivery_key']).doNothing()),
 );
 
+/** The insert-first statement of one row, compiled for SQLite, to run on another connection (src/store/sqlite-offload.ts). */
+export function compileInboxInsert(db: Db, row: InboxTable): { sql: string; parameters: readonly unknown[] } {
+  const compiled = insertInboxRow.compile(db, 'sqlite', row);
+  return { sql: compiled.sql, parameters: compiled.parameters };
+}
+
 /**
  * Insert-first (style.md §10): rows whose (platform, delivery_key) exists are skipped. Returns how many were
  * new. One precompiled statement per row (webhook request path).

@@ -45,10 +45,15 @@ export class PrecompiledQuery<K extends string, R> {
     return template;
   }
 
-  /** Run on `db` (a Kysely instance or a transaction of the given dialect) with these arguments. */
-  async execute(db: Kysely<Database>, dialect: Dialect, args: Readonly<Record<K, unknown>>): Promise<QueryResult<R>> {
+  /** The query with these arguments, compiled for `dialect`, not run (to run elsewhere: src/store/sqlite-offload.ts). */
+  compile(db: Kysely<Database>, dialect: Dialect, args: Readonly<Record<K, unknown>>): CompiledQuery<R> {
     const { compiled, slots } = this.#template(db, dialect);
     const parameters = slots.map((slot, i) => (slot === null ? compiled.parameters[i] : args[slot as K]));
-    return db.executeQuery<R>({ ...compiled, parameters });
+    return { ...compiled, parameters } as CompiledQuery<R>;
+  }
+
+  /** Run on `db` (a Kysely instance or a transaction of the given dialect) with these arguments. */
+  async execute(db: Kysely<Database>, dialect: Dialect, args: Readonly<Record<K, unknown>>): Promise<QueryResult<R>> {
+    return db.executeQuery<R>(this.compile(db, dialect, args));
   }
 }

@@ -50,6 +50,7 @@ describe('loadConfig with an empty environment', () => {
     expect(config.tenantCacheMs).toBe(5000);
     expect(config.gateCacheMaxSubjects).toBe(500_000);
     expect(config.worker).toEqual({ inProcess: true, maxAttempts: 8 });
+    expect(config.sqliteWriteThread).toBe(true);
     expect(config.encryptionKey).toBeNull();
     expect(config.shopify).toEqual({ apiKey: null, apiSecret: null, apiSecretPrevious: null, apiBaseUrl: null });
     expect(config.hubspot).toEqual({ clientId: null, clientSecret: null, clientSecretPrevious: null, appId: null, apiBaseUrl: null });
@@ -108,6 +109,7 @@ describe('loadConfig with a full environment', () => {
     OUTBOX_MAX_ATTEMPTS: '4',
     RUN_WORKER: 'false',
     INBOX_MAX_ATTEMPTS: '3',
+    SQLITE_WRITE_THREAD: 'false',
     METRICS_TOKEN: ' metrics-token-123 ',
     UNRELATED_VARIABLE: 'ignored',
   };
@@ -127,6 +129,7 @@ describe('loadConfig with a full environment', () => {
     expect(config.tenantCacheMs).toBe(0);
     expect(config.gateCacheMaxSubjects).toBe(1000);
     expect(config.worker).toEqual({ inProcess: false, maxAttempts: 3 });
+    expect(config.sqliteWriteThread).toBe(false);
     expect(config.metricsToken).toBe('metrics-token-123');
   });
 
