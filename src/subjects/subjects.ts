@@ -6,7 +6,6 @@
 import type { Transaction } from 'kysely';
 import type { Identity } from '../domain/identity';
 import type { Clock, IdGenerator } from '../ports';
-import type { Store } from '../store/database';
 import * as repo from '../store/identity.repository';
 import type { Database } from '../store/schema';
 
@@ -51,10 +50,3 @@ export async function resolveSubject(
   return { subjectId, created, conflictingSubjectIds: conflicting };
 }
 
-/**
- * Whether a tenant other than `tenantId` already knows this identity. Shopify ids are global across shops, so a
- * customer id known to another tenant means a signed body of that shop replayed under this shop's header.
- */
-export function identityKnownToOtherTenant(store: Store, tenantId: string, identity: Identity): Promise<boolean> {
-  return repo.isIdentityHeldByOtherTenant(store.reader, store.dialect, tenantId, identity);
-}

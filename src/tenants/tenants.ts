@@ -10,6 +10,8 @@ import type { Store } from '../store/database';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, TenantTable } from '../store/schema';
 import * as repo from '../store/tenant.repository';
+import type { Identity } from '../domain/identity';
+import { isIdentityHeldByOtherTenant } from '../store/identity.repository';
 
 export const PLATFORMS = ['shopify', 'hubspot'] as const;
 export type Platform = (typeof PLATFORMS)[number];
@@ -240,6 +242,11 @@ export async function findTenantByPortal(store: Store, portalId: string): Promis
 export interface TenantLookup {
   byShop(shopDomain: string): Promise<Tenant | undefined>;
   byPortal(portalId: string): Promise<Tenant | undefined>;
+  /**
+   * Whether a tenant other than `tenantId` knows this identity (Shopify ids are global across shops, so a signed
+   * body naming another shop's customer was replayed under this shop's header: the header is not signed).
+   */
+  heldByOtherTenant(tenantId: string, identity: Identity): Promise<boolean>;
 }
 
 /**
@@ -271,6 +278,31 @@ export class CachedTenantLookup implements TenantLookup {
   byPortal(portalId: string): Promise<Tenant | undefined> {
     return this.#cached(`portal:${portalId}`, () => findTenantByPortal(this.#store, portalId));
   }
+
+  readonly #clearIdentities = new Map<string, number>();
+
+  /**
+   * An answer "no other tenant" is reused for `ttlMs` (one query less per webhook of a customer seen a moment
+   * ago); "another tenant has it" is never cached, nor needed again (the delivery is refused). A customer id
+   * first stored by another tenant within that window is caught from the next lookup on: Shopify ids are global,
+   * so a legitimate one never is.
+   */
+  async heldByOtherTenant(tenantId: string, identity: Identity): Promise<boolean> {
+    const key = `${tenantId}\u0000${identity.kind}\u0000${identity.value}`;
+    const now = this.#nowMs();
+    const clearUntil = this.#clearIdentities.get(key);
+    if (clearUntil !== undefined && clearUntil > now) return false;
+    const held = await isIdentityHeldByOtherTenant(this.#store.reader, this.#store.dialect, tenantId, identity);
+    this.#clearIdentities.delete(key);
+    if (!held && this.#ttlMs > 0) {
+      if (this.#clearIdentities.size >= CachedTenantLookup.MAX_IDENTITIES) this.#clearIdentities.delete(this.#clearIdentities.keys().next().value!);
+      this.#clearIdentities.set(key, now + this.#ttlMs);
+    }
+    return held;
+  }
+
+  /** Identities remembered as held by no other tenant, at most; the oldest is dropped first. */
+  static readonly MAX_IDENTITIES = 100_000;
 
   async #cached(key: string, load: () => Promise<Tenant | undefined>): Promise<Tenant | undefined> {
     const now = this.#nowMs();

@@ -19,7 +19,6 @@ import { normalizeIdentity } from '../../src/domain/identity';
 import { type AcceptBatch } from '../../src/inbox/inbox';
 import { countWebhooks } from '../../src/metrics/routes';
 import { requireFeature, type RouteModule } from '../../src/server/app';
-import { identityKnownToOtherTenant } from '../../src/subjects/subjects';
 import { normalizeShopDomain } from '../../src/tenants/tenants';
 import { isJsonContentType, parseJson, readRawBody } from '../../src/server/body';
 import { activeSecrets } from '../_shared/compare';
@@ -55,7 +54,7 @@ function metaOf(headers: ShopifyHeaders): Record<string, string> {
 }
 
 async function handle(deps: WebhookDeps, endpoint: Endpoint, ctx: Context): Promise<void> {
-  const { config, store } = deps;
+  const { config } = deps;
   const raw = await readRawBody(ctx, config.webhookBodyLimitBytes);
 
   const hmac = checkShopifyHmac(raw, (name) => ctx.get(name), activeSecrets(config.shopify.apiSecret, config.shopify.apiSecretPrevious));
@@ -107,7 +106,7 @@ async function handle(deps: WebhookDeps, endpoint: Endpoint, ctx: Context): Prom
   if (active && !compliance) {
     for (const id of customerIds(headers.topic, body)) {
       const identity = normalizeIdentity('shopify_customer', id);
-      if (identity && (await identityKnownToOtherTenant(store, tenant.id, identity))) {
+      if (identity && (await deps.tenants.heldByOtherTenant(tenant.id, identity))) {
         throw new AppError('unauthorized', 'the signed body names a customer of another shop');
       }
     }

@@ -43,4 +43,25 @@ describe('CachedTenantLookup', () => {
     await store.db.updateTable('tenant').set({ status: 'uninstalled' }).where('id', '=', tenant.id).execute();
     expect((await lookup.byShop('zero.myshopify.com'))?.status).toBe('uninstalled');
   });
+
+  it('remembers "no other tenant has this customer" for the TTL, never "another has it"', async () => {
+    let now = 0;
+    const lookup = new CachedTenantLookup(store, { ttlMs: 5000, nowMs: () => now });
+    const mine = await addTenant(store, deps, { shopDomain: 'mine.myshopify.com', hubspotPortalId: '779' });
+    const other = await addTenant(store, deps, { shopDomain: 'other.myshopify.com', hubspotPortalId: '780' });
+    const customer = { kind: 'shopify_customer' as const, value: '555000' };
+    expect(await lookup.heldByOtherTenant(mine.id, customer)).toBe(false);
+    // The other shop stores the customer: within the TTL the clear answer stands, after it the replay is caught.
+    await store.db.transaction().execute(async (trx) => {
+      await trx.insertInto('subject').values({ id: 'sub-other', tenant_id: other.id, created_at: '2026-06-01T12:00:00.000Z' }).execute();
+      await trx.insertInto('subject_identity').values({ tenant_id: other.id, kind: 'shopify_customer', value: '555000', subject_id: 'sub-other', created_at: '2026-06-01T12:00:00.000Z' }).execute();
+    });
+    now = 4999;
+    expect(await lookup.heldByOtherTenant(mine.id, customer)).toBe(false);
+    now = 5000;
+    expect(await lookup.heldByOtherTenant(mine.id, customer)).toBe(true);
+    now = 5001;
+    expect(await lookup.heldByOtherTenant(mine.id, customer)).toBe(true); // not cached
+    expect(await lookup.heldByOtherTenant(other.id, customer)).toBe(false); // its own
+  });
 });
