@@ -60,6 +60,13 @@ import { SYNC_OPERATIONS, type HubspotSubscriptionPayload } from './policy';
 import { PlatformCallError, type HubspotContactStatus, type HubspotPort } from './ports';
 import { DEFAULT_READ_RETRY, withReadRetries, type ReadRetryPolicy } from './retry';
 
+/**
+ * How much later than our write's logged time HubSpot may date its echo (ms): the log is written after HubSpot
+ * answered, so an echo is normally older; this covers clocks that disagree. A real opt-out of that type within
+ * this minute is the state HubSpot already shows (our NOT_SUBSCRIBED), so nothing is lost.
+ */
+export const ECHO_CLOCK_TOLERANCE_MS = 60_000;
+
 /** `sync_cursor` name of the poll. */
 export const RECONCILE_CURSOR = 'reconcile:hubspot';
 /** How far before the cursor a new cycle starts: HubSpot search lags writes by "a few moments" (hubspot.md §5). */
@@ -94,8 +101,8 @@ export interface ObservationInput {
   readonly status: HubspotContactStatus;
   /** Email projection states of the subject by purpose (`*` included); absent purposes fold like `*`. */
   readonly states: ReadonlyMap<string, ConsentState>;
-  /** Fingerprints (src/sync/echo.ts) of our own writes among this contact's statuses. */
-  readonly ownWrites: ReadonlySet<string>;
+  /** Fingerprints (src/sync/echo.ts) of our own writes among this contact's statuses, with the latest time each was written. */
+  readonly ownWrites: ReadonlyMap<string, string>;
   /** Our subscribe writes still pending for this subject. */
   readonly inFlight: readonly InFlightWrite[];
   /** When the statuses were read. */
@@ -148,7 +155,15 @@ export function planHubspotObservation(input: ObservationInput): ObservationPlan
   const byType = new Map<string, Status>();
   for (const s of status.statuses) byType.set(s.subscriptionTypeId, s);
   const timeOf = (s: Status): string | null => (s.timestamp === null ? null : toIsoTimestamp(s.timestamp));
-  const echo = (s: Status): boolean => ownWrites.has(hubspotSubscriptionFingerprint(status.email, s.subscriptionTypeId, s.subscribed));
+  // A status equal to one of our writes is its echo only if it is not newer than that write: a subscription
+  // fingerprint carries no time, and a person who opts out after we once wrote NOT_SUBSCRIBED for that type must
+  // not be taken for our echo (that would lose the withdrawal).
+  const echo = (s: Status): boolean => {
+    const writtenAt = ownWrites.get(hubspotSubscriptionFingerprint(status.email, s.subscriptionTypeId, s.subscribed));
+    if (writtenAt === undefined) return false;
+    const at = timeOf(s);
+    return at === null || Date.parse(at) <= Date.parse(writtenAt) + ECHO_CLOCK_TOLERANCE_MS;
+  };
   const note = `observed in HubSpot at ${observedAt}`;
   const event = (purpose: string, kind: 'grant' | 'withdraw', occurredAt: string, types: readonly string[]): SubjectlessEvent => ({
     channel: 'email',
@@ -283,7 +298,7 @@ export async function recordHubspotStatus(
     const known = await identities.findSubjectIds(trx, tenant.id, ids);
     const knownSubjects = new Set(known.values());
     const fingerprints = input.status.statuses.map((s) => hubspotSubscriptionFingerprint(email.value, s.subscriptionTypeId, s.subscribed));
-    const ownWrites = await writeLog.knownWrites(trx, tenant.id, fingerprints);
+    const ownWrites = await writeLog.writeTimes(trx, tenant.id, fingerprints);
     const plan = (states: ReadonlyMap<string, ConsentState>, inFlight: readonly InFlightWrite[], key: (deferred: readonly string[]) => string) => {
       const first = planHubspotObservation({ settings: tenant.settings, status: input.status, states, ownWrites, inFlight, observedAt: input.observedAt, deliveryKey: key([]) });
       if (first.deferred.length === 0) return { ...first, deliveryKey: key([]) };

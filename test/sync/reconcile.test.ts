@@ -395,11 +395,32 @@ describe('planHubspotObservation', () => {
     settings: { purposes: PURPOSES },
     status: { email: 'x@example.com', statuses: [] },
     states: new Map([['*', granted('2026-05-01T00:00:00.000Z')]]),
-    ownWrites: new Set(),
+    ownWrites: new Map(),
     inFlight: [],
     observedAt: '2026-06-01T12:00:00.000Z',
     deliveryKey: 'k',
     ...over,
+  });
+
+  it('a status equal to one of our writes is its echo only when not newer than that write (plus a minute for clocks)', () => {
+    const wroteOut = (at: string) =>
+      new Map([
+        [hubspotSubscriptionFingerprint('x@example.com', '101', false), at],
+        [hubspotSubscriptionFingerprint('x@example.com', '202', false), at],
+      ]);
+    const optedOutAt = (at: string) => ({ email: 'x@example.com', statuses: [out('101', at), out('202', at)] });
+    // Our NOT_SUBSCRIBED of May 2 comes back dated May 2 (or a few seconds after our log): an echo, nothing recorded.
+    expect(planHubspotObservation(base({ status: optedOutAt('2026-05-02T10:00:20.000Z'), ownWrites: wroteOut('2026-05-02T10:00:00.000Z') })).events).toEqual([]);
+    // The person re-subscribed in the shop later (ledger granted May 3) and opts out in HubSpot on May 20: the same
+    // statuses as our old write, but newer than it: a withdrawal, never taken for our echo.
+    const later = planHubspotObservation(
+      base({ status: optedOutAt('2026-05-20T09:00:00.000Z'), ownWrites: wroteOut('2026-05-02T10:00:00.000Z'), states: new Map([['*', granted('2026-05-03T00:00:00.000Z')]]) }),
+    );
+    expect(later.events.map((e) => [e.purpose, e.kind, e.occurredAt])).toEqual([
+      ['newsletter', 'withdraw', '2026-05-20T09:00:00.000Z'],
+      ['shoes', 'withdraw', '2026-05-20T09:00:00.000Z'],
+      ['*', 'withdraw', '2026-05-20T09:00:00.000Z'],
+    ]);
   });
 
   it('withdraws `*` only when every mapped type is opted out, with a time', () => {
