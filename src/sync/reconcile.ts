@@ -340,7 +340,20 @@ export interface ReconcilePosition {
   readonly modifiedAt: string;
   /** The last cycle read to the end: the next one starts `SEARCH_OVERLAP_MS` earlier; otherwise exactly here. */
   readonly caughtUp: boolean;
+  /**
+   * Contacts with an observation deferred for a pending write of ours: read again at the start of every cycle
+   * until nothing is deferred, whether or not they change again (a write that dies would otherwise leave the
+   * opt-out unread until the contact's next change). At most `MAX_RECHECK`, the newest kept.
+   */
+  readonly recheck?: readonly RecheckEntry[];
 }
+
+export interface RecheckEntry {
+  readonly contactId: string;
+  readonly email: string;
+}
+
+export const MAX_RECHECK = 1000;
 
 export interface PollOptions {
   /** Monotonic ms after which the poll stops at the next chunk boundary (and continues at the next run). */
@@ -386,10 +399,19 @@ function parsePosition(value: string): ReconcilePosition | null {
   try {
     const parsed = JSON.parse(value) as Partial<ReconcilePosition>;
     const at = typeof parsed.modifiedAt === 'string' ? toIsoTimestamp(parsed.modifiedAt) : null;
-    return at === null ? null : { modifiedAt: at, caughtUp: parsed.caughtUp === true };
+    const recheck = Array.isArray(parsed.recheck)
+      ? parsed.recheck.filter((e): e is RecheckEntry => typeof e?.contactId === 'string' && typeof e.email === 'string').slice(-MAX_RECHECK)
+      : [];
+    return at === null ? null : { modifiedAt: at, caughtUp: parsed.caughtUp === true, ...(recheck.length > 0 ? { recheck } : {}) };
   } catch {
     return null;
   }
+}
+
+function chunked<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 function later(a: string, b: string): string {
@@ -447,7 +469,10 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
   /** Contacts recorded in this run, by id, at the time they were recorded (keyset paging returns some again). */
   const recorded = new Map<string, string>();
 
-  const save = async (next: ReconcilePosition): Promise<boolean> => {
+  const recheck = new Map((position.recheck ?? []).map((e) => [e.contactId, e]));
+  const save = async (progress: Omit<ReconcilePosition, 'recheck'>): Promise<boolean> => {
+    const waiting = [...recheck.values()].slice(-MAX_RECHECK);
+    const next: ReconcilePosition = { ...progress, ...(waiting.length > 0 ? { recheck: waiting } : {}) };
     let stamp = clock.now().toISOString();
     if (stamp <= token) stamp = new Date(Date.parse(token) + 1).toISOString();
     if (!(await cursors.swapCursor(store.db, tenant.id, RECONCILE_CURSOR, token, JSON.stringify(next), stamp))) return false;
@@ -460,24 +485,36 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
   const policy = options.retry ?? DEFAULT_READ_RETRY;
   const logRetry = (call: string) => (err: unknown, attempt: number) =>
     deps.logger.debug({ tenantId: tenant.id, call, attempt, error: err instanceof Error ? err.message : String(err) }, 'reconciliation read failed; retrying');
+  /** Read and record these contacts' statuses; a contact with something deferred is kept for a recheck. */
+  const recordContacts = async (list: ReadonlyArray<{ id: string; email: string }>): Promise<void> => {
+    if (list.length === 0) return;
+    const observedAt = clock.now().toISOString();
+    const emails = list.map((c) => c.email);
+    const statuses = await withReadRetries(() => hubspot.subscriptionStatuses(tenant, emails), policy, logRetry('subscriptionStatuses'));
+    const byEmail = new Map(statuses.map((s) => [s.email.trim().toLowerCase(), s]));
+    for (const c of list) {
+      const status = byEmail.get(c.email.trim().toLowerCase());
+      if (status === undefined) continue;
+      const outcome = await recordHubspotStatus(deps, tenant, { contactId: c.id, status, observedAt, keyPrefix: `reconcile:${tenant.id}:${c.id}` });
+      appended += outcome.appended;
+      deferred += outcome.deferred;
+      recheck.delete(c.id);
+      if (outcome.deferred > 0) recheck.set(c.id, { contactId: c.id, email: c.email });
+    }
+  };
+
   const readPages = async (): Promise<PollResult> => {
+    // A new cycle first reads again the contacts whose observation was deferred (see `ReconcilePosition.recheck`).
+    if (position.caughtUp && recheck.size > 0) {
+      for (const part of chunked([...recheck.values()], chunkSize)) await recordContacts(part.map((e) => ({ id: e.contactId, email: e.email })));
+      if (!(await save({ modifiedAt: position.modifiedAt, caughtUp: true }))) return result('lost');
+    }
     for (;;) {
       const page = await withReadRetries(() => hubspot.contactsModifiedSince(tenant, since, after), policy, logRetry('contactsModifiedSince'));
       const fresh = page.contacts.filter((c) => recorded.get(c.id) !== c.modifiedAt);
       for (let i = 0; i < fresh.length; i += chunkSize) {
         const chunk = fresh.slice(i, i + chunkSize);
-        const withEmail = chunk.filter((c) => c.email !== null && normalizeIdentity('email', c.email) !== null);
-        const observedAt = clock.now().toISOString();
-        const emails = withEmail.map((c) => c.email!);
-        const statuses = emails.length > 0 ? await withReadRetries(() => hubspot.subscriptionStatuses(tenant, emails), policy, logRetry('subscriptionStatuses')) : [];
-        const byEmail = new Map(statuses.map((s) => [s.email.trim().toLowerCase(), s]));
-        for (const c of withEmail) {
-          const status = byEmail.get(c.email!.trim().toLowerCase());
-          if (status === undefined) continue;
-          const outcome = await recordHubspotStatus(deps, tenant, { contactId: c.id, status, observedAt, keyPrefix: `reconcile:${tenant.id}:${c.id}` });
-          appended += outcome.appended;
-          deferred += outcome.deferred;
-        }
+        await recordContacts(chunk.flatMap((c) => (c.email !== null && normalizeIdentity('email', c.email) !== null ? [{ id: c.id, email: c.email }] : [])));
         contacts += chunk.length;
         for (const c of chunk) recorded.set(c.id, c.modifiedAt);
         // Contacts come oldest first: everything up to the chunk's newest time is recorded.

@@ -201,6 +201,28 @@ describe.each(testDialects())('reconciliation poll on %s', (dialect) => {
     expect(await allowed(tenant, { email: 'ha@example.com' })).toBe(false);
   });
 
+  it('reads a deferred contact again at the next cycles even if it never changes again (our pending write died)', async () => {
+    const tenant = await newTenant({ reconciliationIntervalMinutes: 5 });
+    await apply(tenant, [{ kind: 'consent', identities: customer('7009', 'ia@example.com'), events: [shopifyGrant('2026-05-01T10:00:00.000Z')] }]);
+    hubspot.contacts = [{ id: '509', email: 'ia@example.com', modifiedAt: '2026-06-01T11:59:50.000Z' }];
+    // HubSpot dates the opt-out after the grant, but before our subscribe write was enqueued (12:00): deferred.
+    hubspot.statuses.set('ia@example.com', [out('101', '2026-06-01T11:59:50.000Z'), out('202', '2026-06-01T11:59:50.000Z')]);
+    h.clock.set('2026-06-01T12:00:10.000Z');
+    expect(await pollTenant(deps, tenant, { force: true })).toMatchObject({ appended: 0, deferred: 2 });
+    const cursor = async () => JSON.parse((await readCursor(store.db, tenant.id, RECONCILE_CURSOR))!.value) as { recheck?: unknown };
+    expect((await cursor()).recheck).toEqual([{ contactId: '509', email: 'ia@example.com' }]);
+
+    // Our writes die (never sent), and ia never changes again: search lists only another contact now.
+    await store.db.updateTable('outbox').set({ status: 'dead' }).where('tenant_id', '=', tenant.id).where('status', '=', 'pending').execute();
+    hubspot.contacts = [{ id: '510', email: 'ib@example.com', modifiedAt: '2026-06-01T12:10:00.000Z' }];
+    h.clock.set('2026-06-01T12:20:00.000Z');
+    hubspot.statusReads = [];
+    expect(await pollTenant(deps, tenant)).toMatchObject({ outcome: 'done', appended: 3, deferred: 0 });
+    expect(hubspot.statusReads).toEqual([['ia@example.com'], ['ib@example.com']]); // the recheck first
+    expect(await allowed(tenant, { email: 'ia@example.com' })).toBe(false);
+    expect((await cursor()).recheck).toBeUndefined();
+  });
+
   it('persists the cursor, pages by keyset, overlaps a new cycle by 30 s, and only advances over recorded contacts', async () => {
     const tenant = await newTenant({ reconciliationIntervalMinutes: 5 });
     hubspot.pageSize = 2;
