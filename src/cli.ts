@@ -6,6 +6,7 @@
  * file that fails the schema).
  */
 import fs from 'node:fs';
+import { z } from 'zod';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, describeConfig, loadConfig, type AppConfig } from './config/config';
 import { readEnvironment } from './config/env';
@@ -74,6 +75,24 @@ function readJsonFile(path: string): unknown {
   } catch (err) {
     throw new AppError('bad_request', `${path} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+const credentialsSchema = z.strictObject({ accessToken: z.string().min(1), refreshToken: z.string().min(1).optional(), expiresAt: z.iso.datetime({ offset: true }).optional() });
+const credentialsFileSchema = z.strictObject({ shopify: credentialsSchema.optional(), hubspot: credentialsSchema.optional() });
+
+/**
+ * `--credentials-file`: tokens read from a JSON file (`{"shopify": {"accessToken", "refreshToken"?, "expiresAt"?},
+ * "hubspot": {…}}`) instead of the command line, where the process list and the shell history would show them.
+ */
+function readCredentialsFile(path: string): { shopify?: PlatformCredentials; hubspot?: PlatformCredentials } {
+  const parsed = credentialsFileSchema.safeParse(readJsonFile(path));
+  if (!parsed.success) {
+    throw new AppError('bad_request', `${path}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`);
+  }
+  const strip = (c: z.infer<typeof credentialsSchema> | undefined): PlatformCredentials | undefined => (c === undefined ? undefined : credentials(c.accessToken, c.refreshToken, c.expiresAt));
+  const shopify = strip(parsed.data.shopify);
+  const hubspot = strip(parsed.data.hubspot);
+  return { ...(shopify ? { shopify } : {}), ...(hubspot ? { hubspot } : {}) };
 }
 
 async function backfillProgressOf(runtime: Runtime, tenantId: string): Promise<BackfillProgress | undefined> {
@@ -402,13 +421,17 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .option('--hubspot-token <token>', 'HubSpot OAuth access token')
     .option('--hubspot-refresh-token <token>', 'HubSpot OAuth refresh token')
     .option('--hubspot-token-expires <iso>', 'when the HubSpot access token expires')
+    .option('--credentials-file <path>', 'tokens as JSON {"shopify": {"accessToken", "refreshToken"?, "expiresAt"?}, "hubspot": {…}}, kept off the command line')
     .option('--settings-file <path>', 'JSON settings (schema: manifest.json "settings")')
     .action(async (opts: Record<string, string | undefined>) => {
       const settings = opts.settingsFile ? readJsonFile(opts.settingsFile) : undefined;
+      if (opts.credentialsFile && (opts.shopifyToken || opts.hubspotToken)) throw new AppError('bad_request', 'give tokens either in --credentials-file or as options, not both');
+      const fromFile = opts.credentialsFile ? readCredentialsFile(opts.credentialsFile) : {};
       await withRuntime(async (runtime) => {
         const created = await addTenant(runtime.store, runtime, {
           shopDomain: opts.shop!,
           hubspotPortalId: opts.portal!,
+          ...fromFile,
           ...(opts.shopifyToken ? { shopify: credentials(opts.shopifyToken, opts.shopifyRefreshToken, opts.shopifyTokenExpires)! } : {}),
           ...(opts.hubspotToken ? { hubspot: credentials(opts.hubspotToken, opts.hubspotRefreshToken, opts.hubspotTokenExpires)! } : {}),
           ...(settings !== undefined ? { settings } : {}),

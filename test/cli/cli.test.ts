@@ -83,6 +83,25 @@ describe.each(testDialects())('consent-bridge CLI on %s', (dialect) => {
     expect((await cli('tenant', 'show', 'nobody.myshopify.com')).code).toBe(1);
   });
 
+  test('tenant add --credentials-file keeps tokens off the command line; a bad file or tokens given twice are refused, nothing stored', async () => {
+    const file = path.join(dir, 'creds.json');
+    fs.writeFileSync(file, JSON.stringify({ hubspot: { accessToken: 'hubspot-access-from-file', refreshToken: 'hubspot-refresh-from-file', expiresAt: '2026-07-01T00:00:00Z' } }));
+    const added = await cli('tenant', 'add', '--shop', 'filed.myshopify.com', '--portal', '881', '--credentials-file', file);
+    expect(added.code).toBe(0);
+    expect(added.out).not.toContain('from-file');
+    expect(JSON.parse(added.out)).toMatchObject({ shopDomain: 'filed.myshopify.com', hubspotCredentials: 'stored (encrypted)', shopifyCredentials: 'none' });
+
+    const bad = path.join(dir, 'bad-creds.json');
+    fs.writeFileSync(bad, JSON.stringify({ hubspot: { accessToken: '' }, shopfy: {} }));
+    const refused = await cli('tenant', 'add', '--shop', 'refused.myshopify.com', '--portal', '882', '--credentials-file', bad);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/hubspot\.accessToken[\s\S]*shopfy|shopfy[\s\S]*hubspot\.accessToken/);
+    const twice = await cli('tenant', 'add', '--shop', 'refused.myshopify.com', '--portal', '882', '--credentials-file', file, '--hubspot-token', 'x');
+    expect(twice.code).toBe(2);
+    expect(twice.err).toMatch(/not both/);
+    expect((await cli('tenant', 'show', 'refused.myshopify.com')).code).toBe(1);
+  });
+
   test('tenant settings set validates against the manifest schema; a bad file changes nothing', async () => {
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ shopCountry: 'Netherlands', inboxRetentionDays: -1, unknownThing: true }));
