@@ -95,6 +95,18 @@ function readCredentialsFile(path: string): { shopify?: PlatformCredentials; hub
   return { ...(shopify ? { shopify } : {}), ...(hubspot ? { hubspot } : {}) };
 }
 
+/** `--limit`: a whole number from 1 to 10,000 (exit 2 otherwise). */
+function parseLimit(text: string): number {
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new AppError('bad_request', '--limit must be a whole number from 1 to 10000');
+  return limit;
+}
+
+/** `--tenant REF` as a filter: `{ tenantId }`, or no filter without the option (an unknown REF exits 1). */
+async function tenantFilter(runtime: Runtime, ref: string | undefined): Promise<{ tenantId?: string }> {
+  return ref ? { tenantId: (await requireTenant(runtime.store, ref)).id } : {};
+}
+
 async function backfillProgressOf(runtime: Runtime, tenantId: string): Promise<BackfillProgress | undefined> {
   return (await backfillProgress(runtime.store)).find((p) => p.tenant === tenantId);
 }
@@ -252,8 +264,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .addOption(new Option('--json', 'print JSON'))
     .action(async (opts: { tenant?: string; json?: boolean }) => {
       await withRuntime(async (runtime) => {
-        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
-        const result = await expireDue(runtime.store, runtime, tenantId !== undefined ? { tenantId } : {});
+        const result = await expireDue(runtime.store, runtime, await tenantFilter(runtime, opts.tenant));
         if (opts.json) return println(JSON.stringify(result, null, 2));
         println(
           `expired ${result.softOptInExpired} soft opt-in window(s) and ${result.consentExpired} consent(s) in ${result.tenants} tenant(s); ${result.scanned} projection row(s) scanned`,
@@ -328,11 +339,9 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .option('--limit <n>', 'at most this many', '100')
     .addOption(new Option('--json', 'print JSON'))
     .action(async (opts: { tenant?: string; limit: string; json?: boolean }) => {
-      const limit = Number(opts.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new AppError('bad_request', '--limit must be a whole number from 1 to 10000');
+      const limit = parseLimit(opts.limit);
       await withRuntime(async (runtime) => {
-        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
-        const dead = await listDeadDeliveries(runtime.store, { ...(tenantId ? { tenantId } : {}), limit });
+        const dead = await listDeadDeliveries(runtime.store, { ...(await tenantFilter(runtime, opts.tenant)), limit });
         if (opts.json) return println(JSON.stringify(dead, null, 2));
         if (dead.length === 0) return println('no dead-lettered deliveries');
         for (const d of dead) println(`${d.id}  ${d.platform} ${d.topic}  attempts ${d.attempts}  received ${d.receivedAt}\n    ${d.lastError ?? ''}`);
@@ -346,8 +355,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .action(async (ids: string[], opts: { tenant?: string; all?: boolean }) => {
       if (ids.length === 0 && !opts.all) throw new AppError('bad_request', 'give delivery ids, or --all');
       await withRuntime(async (runtime) => {
-        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
-        const requeued = await retryDeadDeliveries(runtime.store, runtime, { ...(tenantId ? { tenantId } : {}), ...(ids.length > 0 ? { ids } : {}) });
+        const requeued = await retryDeadDeliveries(runtime.store, runtime, { ...(await tenantFilter(runtime, opts.tenant)), ...(ids.length > 0 ? { ids } : {}) });
         println(`re-queued ${requeued} deliver${requeued === 1 ? 'y' : 'ies'}`);
       });
     });
@@ -384,11 +392,9 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .option('--limit <n>', 'at most this many', '100')
     .addOption(new Option('--json', 'print JSON'))
     .action(async (opts: { tenant?: string; limit: string; json?: boolean }) => {
-      const limit = Number(opts.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new AppError('bad_request', '--limit must be a whole number from 1 to 10000');
+      const limit = parseLimit(opts.limit);
       await withRuntime(async (runtime) => {
-        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
-        const dead = await listDeadOutbox(runtime.store, { ...(tenantId ? { tenantId } : {}), limit });
+        const dead = await listDeadOutbox(runtime.store, { ...(await tenantFilter(runtime, opts.tenant)), limit });
         if (opts.json) return println(JSON.stringify(dead, null, 2));
         if (dead.length === 0) return println('no dead-lettered outbox writes');
         for (const d of dead) println(`${d.id}  ${d.platform}/${d.operation}  key ${d.idempotencyKey}  attempts ${d.attempts}  dead since ${d.updatedAt}\n    ${d.lastError ?? ''}`);
@@ -403,8 +409,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
       if (ids.length === 0 && !opts.all) throw new AppError('bad_request', 'give outbox ids, or --all');
       if (ids.length > 0 && opts.all) throw new AppError('bad_request', 'give outbox ids or --all, not both');
       await withRuntime(async (runtime) => {
-        const tenantId = opts.tenant ? (await requireTenant(runtime.store, opts.tenant)).id : undefined;
-        const requeued = await retryDeadOutbox(runtime.store, ids.length > 0 ? ids : 'all', { ...(tenantId ? { tenantId } : {}), clock: runtime.clock });
+        const requeued = await retryDeadOutbox(runtime.store, ids.length > 0 ? ids : 'all', { ...(await tenantFilter(runtime, opts.tenant)), clock: runtime.clock });
         println(`re-queued ${requeued} outbox write${requeued === 1 ? '' : 's'}`);
       });
     });

@@ -99,16 +99,21 @@ function prepare(deps: InboxDeps, batch: AcceptBatch): PreparedBatch {
   return { rows, privacy, unrouted: batch.unrouted, now };
 }
 
+/** A request's counts, from how many of its inbox rows and privacy requests were new. */
+function resultOf(batch: PreparedBatch, accepted: number, privacyRecorded: number): AcceptResult {
+  return { accepted, duplicates: batch.rows.length - accepted + (batch.privacy.length - privacyRecorded), privacyRecorded, unrouted: batch.unrouted.length };
+}
+
+/** A request's privacy requests and unrouted counters; returns how many privacy requests were new. */
+async function writeSideRows(trx: Transaction<Database>, batch: PreparedBatch): Promise<number> {
+  const privacyRecorded = batch.privacy.length > 0 ? await repo.insertPrivacyRequests(trx, batch.privacy) : 0;
+  for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: batch.now });
+  return privacyRecorded;
+}
+
 async function writeBatch(trx: Transaction<Database>, dialect: Dialect, batch: PreparedBatch): Promise<AcceptResult> {
   const accepted = await repo.insertInboxRows(trx, dialect, batch.rows);
-  const privacyRecorded = await repo.insertPrivacyRequests(trx, batch.privacy);
-  for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: batch.now });
-  return {
-    accepted,
-    duplicates: batch.rows.length - accepted + (batch.privacy.length - privacyRecorded),
-    privacyRecorded,
-    unrouted: batch.unrouted.length,
-  };
+  return resultOf(batch, accepted, await writeSideRows(trx, batch));
 }
 
 /**
@@ -124,12 +129,7 @@ async function writeGroup(trx: Transaction<Database>, dialect: Dialect, batches:
   }
   const inserted = await repo.insertInboxRowsReturningIds(trx, batches.flatMap((b) => b.rows));
   const out: AcceptResult[] = [];
-  for (const batch of batches) {
-    const accepted = batch.rows.filter((r) => inserted.has(r.id)).length;
-    const privacyRecorded = batch.privacy.length > 0 ? await repo.insertPrivacyRequests(trx, batch.privacy) : 0;
-    for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: batch.now });
-    out.push({ accepted, duplicates: batch.rows.length - accepted + (batch.privacy.length - privacyRecorded), privacyRecorded, unrouted: batch.unrouted.length });
-  }
+  for (const batch of batches) out.push(resultOf(batch, batch.rows.filter((r) => inserted.has(r.id)).length, await writeSideRows(trx, batch)));
   return out;
 }
 
@@ -202,8 +202,8 @@ export class InboxWriter {
         waiting.reject(new Error(outcome.error));
         return;
       }
-      const accepted = outcome.changes.reduce((sum, n) => sum + n, 0);
-      waiting.resolve({ accepted, duplicates: waiting.batch.rows.length - accepted, privacyRecorded: 0, unrouted: 0 });
+      // Only groups without privacy requests or unrouted counters come here (see #flush).
+      waiting.resolve(resultOf(waiting.batch, outcome.changes.reduce((sum, n) => sum + n, 0), 0));
     });
   }
 

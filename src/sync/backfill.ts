@@ -47,6 +47,7 @@ import { resolveAndUnite } from '../subjects/merge';
 import { listTenants, type Tenant } from '../tenants/tenants';
 import { shopifyConsentFingerprint } from './echo';
 import type { HubspotPort, ShopifyConsentPort, ShopifyCustomerConsent } from './ports';
+import { CursorLease } from './cursor-lease';
 import { recordHubspotStatus } from './reconcile';
 import { DEFAULT_READ_RETRY, withReadRetries, type ReadRetryPolicy } from './retry';
 
@@ -313,10 +314,8 @@ export async function runBackfill(deps: BackfillDeps, tenant: Tenant, options: B
   // What `updated_at` goes back to when the run fails, so a new run (after the job's backoff) resumes at once.
   const released = row?.updated_at ?? new Date(0).toISOString();
   let state: SavedState;
-  let token = now.toISOString();
   if (row === undefined) {
     state = fresh();
-    if (!(await cursors.insertCursor(store.db, { tenant_id: tenant.id, name: BACKFILL_CURSOR, value: JSON.stringify(state), updated_at: token }))) return { outcome: 'busy', progress: null, carry: null };
   } else {
     const saved = parseState(row.value);
     const progressOf = (s: SavedState): BackfillProgress => ({ tenant: tenant.id, ...s, updatedAt: row.updated_at });
@@ -327,15 +326,12 @@ export async function runBackfill(deps: BackfillDeps, tenant: Tenant, options: B
       if (!mine && now.getTime() - Date.parse(row.updated_at) < leaseMs) return { outcome: 'busy', progress: progressOf(saved), carry: null };
       state = saved;
     }
-    if (token <= row.updated_at) token = new Date(Date.parse(row.updated_at) + 1).toISOString();
-    if (!(await cursors.swapCursor(store.db, tenant.id, BACKFILL_CURSOR, row.updated_at, JSON.stringify(state), token))) return { outcome: 'busy', progress: null, carry: null };
   }
-  const progress = (): BackfillProgress => ({ tenant: tenant.id, ...state, updatedAt: token });
+  const lease = await CursorLease.take(store, clock, tenant.id, BACKFILL_CURSOR, row, JSON.stringify(state));
+  if (lease === null) return { outcome: 'busy', progress: null, carry: null };
+  const progress = (): BackfillProgress => ({ tenant: tenant.id, ...state, updatedAt: lease.token });
   const save = async (next: SavedState): Promise<boolean> => {
-    let stamp = clock.now().toISOString();
-    if (stamp <= token) stamp = new Date(Date.parse(token) + 1).toISOString();
-    if (!(await cursors.swapCursor(store.db, tenant.id, BACKFILL_CURSOR, token, JSON.stringify(next), stamp))) return false;
-    token = stamp;
+    if (!(await lease.save(JSON.stringify(next)))) return false;
     state = next;
     return true;
   };
@@ -400,7 +396,7 @@ export async function runBackfill(deps: BackfillDeps, tenant: Tenant, options: B
   try {
     return await readPages();
   } catch (err) {
-    await cursors.swapCursor(store.db, tenant.id, BACKFILL_CURSOR, token, JSON.stringify(state), released).catch(() => false);
+    await lease.handBack(JSON.stringify(state), released);
     throw err;
   }
 }

@@ -149,8 +149,7 @@ export function syncHandlers(deps: SyncHandlerDeps): OutboxHandler[] {
         identityKind: 'email',
         missing: 'no email known: no HubSpot subscription to set',
         toWrite: (key, p, email) => ({ key, email, subscriptionTypeId: p.subscriptionTypeId, subscribed: p.subscribed, legalBasis: p.legalBasis, legalBasisExplanation: p.legalBasisExplanation, freshAffirmativeAct: p.freshAffirmativeAct }),
-        // HubSpot sends marketing email to whoever is SUBSCRIBED: subscribe only while the gate allows it now (e.g.
-        // not a single opt-in where double opt-in is expected; the confirmation's own write subscribes later).
+        // Retries can deliver an older write after a newer one: send only what the current state still says.
         holdBack: (p, subject, tenant) => {
           const state = subject.states.get(stateKey('email', p.purpose ?? '*')) ?? subject.states.get(stateKey('email', '*')) ?? EMPTY_STATE;
           if (!p.subscribed) return state.status === 'granted' ? `superseded: consent was granted again since (${state.grantedAt})` : null;

@@ -55,6 +55,7 @@ import type { Database } from '../store/schema';
 import * as writeLog from '../store/sync-write.repository';
 import { resolveAndUnite } from '../subjects/merge';
 import { listTenants, type Tenant } from '../tenants/tenants';
+import { CursorLease } from './cursor-lease';
 import { hubspotSubscriptionFingerprint } from './echo';
 import { SYNC_OPERATIONS, type HubspotSubscriptionPayload } from './policy';
 import { PlatformCallError, type HubspotContactStatus, type HubspotPort } from './ports';
@@ -437,25 +438,18 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
 
   // Claim.
   const row = await cursors.readCursor(store.db, tenant.id, RECONCILE_CURSOR);
-  let position: ReconcilePosition;
-  let token: string;
   // What `updated_at` goes back to when the run fails: the tenant is then due again (after the job's backoff).
   const released = row?.updated_at ?? new Date(0).toISOString();
-  if (row === undefined) {
-    // First poll of the tenant: from now on (the backfill reads everyone's current statuses).
-    position = { modifiedAt: now.toISOString(), caughtUp: true };
-    token = now.toISOString();
-    if (!(await cursors.insertCursor(store.db, { tenant_id: tenant.id, name: RECONCILE_CURSOR, value: JSON.stringify(position), updated_at: token }))) return notDue;
-  } else {
-    position = parsePosition(row.value) ?? { modifiedAt: now.toISOString(), caughtUp: true };
+  // First poll of the tenant: from now on (the backfill reads everyone's current statuses).
+  let position: ReconcilePosition = (row === undefined ? null : parsePosition(row.value)) ?? { modifiedAt: now.toISOString(), caughtUp: true };
+  if (row !== undefined) {
     const age = now.getTime() - Date.parse(row.updated_at);
     const mine = options.ownedUpdatedAt !== undefined && options.ownedUpdatedAt === row.updated_at;
     const due = options.force === true || (position.caughtUp ? age >= intervalMs : mine || age >= leaseMs);
     if (!due) return notDue;
-    token = now.toISOString();
-    if (token <= row.updated_at) token = new Date(Date.parse(row.updated_at) + 1).toISOString();
-    if (!(await cursors.swapCursor(store.db, tenant.id, RECONCILE_CURSOR, row.updated_at, row.value, token))) return notDue;
   }
+  const lease = await CursorLease.take(store, clock, tenant.id, RECONCILE_CURSOR, row, row?.value ?? JSON.stringify(position));
+  if (lease === null) return notDue;
 
   let since = position.caughtUp ? new Date(Date.parse(position.modifiedAt) - SEARCH_OVERLAP_MS).toISOString() : position.modifiedAt;
   // The cursor the cycle started from, and how far this cycle has recorded. A cycle that started in the overlap
@@ -473,14 +467,11 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
   const save = async (progress: Omit<ReconcilePosition, 'recheck'>): Promise<boolean> => {
     const waiting = [...recheck.values()].slice(-MAX_RECHECK);
     const next: ReconcilePosition = { ...progress, ...(waiting.length > 0 ? { recheck: waiting } : {}) };
-    let stamp = clock.now().toISOString();
-    if (stamp <= token) stamp = new Date(Date.parse(token) + 1).toISOString();
-    if (!(await cursors.swapCursor(store.db, tenant.id, RECONCILE_CURSOR, token, JSON.stringify(next), stamp))) return false;
-    token = stamp;
+    if (!(await lease.save(JSON.stringify(next)))) return false;
     position = next;
     return true;
   };
-  const result = (outcome: PollResult['outcome']): PollResult => ({ outcome, contacts, appended, deferred, position, updatedAt: token });
+  const result = (outcome: PollResult['outcome']): PollResult => ({ outcome, contacts, appended, deferred, position, updatedAt: lease.token });
 
   const policy = options.retry ?? DEFAULT_READ_RETRY;
   const logRetry = (call: string) => (err: unknown, attempt: number) =>
@@ -545,11 +536,11 @@ export async function pollTenant(deps: ReconcileDeps, tenant: Tenant, options: P
   } catch (err) {
     // Nothing of a new cycle recorded yet: hand the cursor back as it was, so the tenant is due again as before.
     if (position.caughtUp) {
-      await cursors.swapCursor(store.db, tenant.id, RECONCILE_CURSOR, token, JSON.stringify(position), released).catch(() => false);
+      await lease.handBack(JSON.stringify(position), released);
       throw err;
     }
     // Part of the cycle is recorded (the cursor says how far): keep it, to be taken up again from there.
-    throw new PollInterrupted(err, token);
+    throw new PollInterrupted(err, lease.token);
   }
 }
 
