@@ -37,8 +37,43 @@ export function identityKey(identity: Identity): string {
   return `${identity.kind}:${identity.value}`;
 }
 
+/**
+ * Canonical key strings by channel and purpose. Every subject's state map uses the same string objects, and so
+ * does the gate's lookup, so a lookup compares pointers instead of reading another copy of the key from memory
+ * (the gate's decisions are bound by memory reads, not arithmetic; bench:gate). Bounded, as purposes come from
+ * stored rows; past the bound a key is built as before and still compares equal.
+ */
+const canonicalKeys = new Map<string, Map<string, string>>();
+const MAX_CANONICAL_KEYS = 10_000;
+let canonicalKeyCount = 0;
+
 export function stateKey(channel: string, purpose: string): string {
-  return `${channel}\u0000${purpose}`;
+  let byPurpose = canonicalKeys.get(channel);
+  if (byPurpose === undefined) canonicalKeys.set(channel, (byPurpose = new Map()));
+  const known = byPurpose.get(purpose);
+  if (known !== undefined) return known;
+  const key = `${channel}\u0000${purpose}`;
+  if (canonicalKeyCount < MAX_CANONICAL_KEYS) {
+    byPurpose.set(purpose, key);
+    canonicalKeyCount += 1;
+  }
+  return key;
+}
+
+/**
+ * Shared `{country, source}` facts, one per country and source: few distinct values, so they stay in the CPU
+ * cache instead of each subject pointing at its own copy. Bounded like the keys.
+ */
+const countryFacts = new Map<string, { readonly country: string; readonly source: CountrySource }>();
+
+function countryFact(country: string, source: CountrySource): { readonly country: string; readonly source: CountrySource } {
+  const key = `${source}:${country}`;
+  let fact = countryFacts.get(key);
+  if (fact === undefined) {
+    fact = Object.freeze({ country, source });
+    if (countryFacts.size < MAX_CANONICAL_KEYS) countryFacts.set(key, fact);
+  }
+  return fact;
 }
 
 function chunks<T>(items: readonly T[], size = repo.IN_CHUNK): T[][] {
@@ -70,7 +105,7 @@ export async function loadFacts(store: Store, tenantId: string, subjectIds: read
   const identitiesOf = new Map<string, Identity[]>();
   const emails = new Map<string, string[]>();
   const states = new Map<string, Map<string, ConsentState>>();
-  const country = new Map<string, { country: string; source: CountrySource }>();
+  const country = new Map<string, { readonly country: string; readonly source: CountrySource }>();
   const company = new Set<string>();
   const tags = new Map<string, string[]>();
   for (const subjectId of subjectIds) {
@@ -87,13 +122,13 @@ export async function loadFacts(store: Store, tenantId: string, subjectIds: read
       states.get(row.subject_id)?.set(stateKey(row.channel, row.purpose), JSON.parse(row.state) as ConsentState);
     }
     for (const row of await repo.profilesOf(db, tenantId, chunk)) {
-      if (row.country) country.set(row.subject_id, { country: row.country, source: 'customer_address' });
+      if (row.country) country.set(row.subject_id, countryFact(row.country, 'customer_address'));
       if (row.company) company.add(row.subject_id);
       if (row.tags) tags.set(row.subject_id, (JSON.parse(row.tags) as string[]).map((t) => t.toLowerCase()));
     }
     // Newest first: the first country seen per subject wins.
     for (const row of await repo.purchaseCountries(db, tenantId, chunk)) {
-      if (!country.has(row.subject_id)) country.set(row.subject_id, { country: row.country, source: 'order_billing' });
+      if (!country.has(row.subject_id)) country.set(row.subject_id, countryFact(row.country, 'order_billing'));
     }
   }
   const facts = new Map<string, SubjectFacts>();

@@ -228,13 +228,12 @@ export function decide(
 
   // R0 (4): soft opt-in (SOI conditions, sale, window, channel covered).
   let softFailure: BlockReason | null = null;
-  const hasSoftOptIn = hasAnyKey(state.softOptIn);
   if (!check(conditions, 'soft_opt_in_allowed', rule.regime === 'OPT_IN_SOI', trace && `${jurisdiction.row}: ${rule.regime}`)) {
     // Nothing more to check for soft opt-in.
   } else if (!check(conditions, 'soft_opt_in_not_ended', !state.softOptInEnded, trace && (state.softOptInEnded ? `ended at ${state.softOptInEndedAt}` : 'ok'))) {
     softFailure = 'soft_opt_in_ended';
   } else if (!check(conditions, 'campaign_categories', request.categories.length > 0, trace && (request.categories.length > 0 ? request.categories.join(', ') : 'the request names no product category'))) {
-    softFailure = hasSoftOptIn ? 'categories_missing' : null;
+    softFailure = hasAnyKey(state.softOptIn) ? 'categories_missing' : null;
   } else {
     const missing: string[] = [];
     const expired: string[] = [];
@@ -252,7 +251,7 @@ export function decide(
       end = earliest(end, grantEnd);
     }
     if (!check(conditions, 'similar_products', missing.length === 0, trace && (missing.length === 0 ? 'every category covered' : `no soft opt-in for ${missing.join(', ')}`))) {
-      softFailure = hasSoftOptIn ? 'not_similar' : null;
+      softFailure = hasAnyKey(state.softOptIn) ? 'not_similar' : null;
     } else if (!check(conditions, 'soft_opt_in_in_window', expired.length === 0, trace && (expired.length === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired.join(', ')}`))) {
       softFailure = 'soft_opt_in_expired';
     } else {
