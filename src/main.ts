@@ -2,7 +2,7 @@
  * The composition root: the only module that chooses concrete pieces (database, logger, clock, ids, crypto)
  * and, as features land, wires connectors/ and webhooks/ into the core.
  */
-import { randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeConfig, type AppConfig } from './config/config';
@@ -71,7 +71,14 @@ export interface RuntimeOverrides {
   readonly ids?: IdGenerator;
 }
 
-export const uuidIds: IdGenerator = { next: () => randomUUID() };
+/**
+ * Row ids: UUIDv7 (RFC 9562 §5.7), time-ordered with 74 random bits, from the `uuid` library. Time-ordered keys
+ * append to the end of each primary-key index instead of landing on a random page: on SQLite a commit then
+ * rewrites a few pages, not one per row (the inbox insert cost 42 µs of CPU per row with random v4 ids and 27 µs
+ * with ordered ones in a 48,000-row test; bench:ingest). No id is a secret (API keys are their own random bytes),
+ * so the creation time they carry is fine.
+ */
+export const uuidIds: IdGenerator = { next: () => uuidv7() };
 
 export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
