@@ -134,13 +134,22 @@ export class GateCache implements FactsSource {
     await this.#sync(store, tenantId, index);
     const result: Array<SubjectFacts | undefined> = new Array<SubjectFacts | undefined>(identities.length).fill(undefined);
     const missing = new Map<string, { identity: Identity; positions: number[] }>();
+    // The per-kind maps of the previous recipient's kind: batches are mostly of one kind.
+    let kind: IdentityKind | null = null;
+    let byValue: Map<string, SubjectFacts> | undefined;
+    let unknownValues: Set<string> | undefined;
     for (let i = 0; i < identities.length; i++) {
       const identity = identities[i];
       if (identity === null || identity === undefined) continue;
-      const facts = index.byIdentity.get(identity.kind)?.get(identity.value);
+      if (identity.kind !== kind) {
+        kind = identity.kind;
+        byValue = index.byIdentity.get(kind);
+        unknownValues = index.unknown.get(kind);
+      }
+      const facts = byValue?.get(identity.value);
       if (facts !== undefined) {
         result[i] = facts;
-      } else if (index.unknown.get(identity.kind)?.has(identity.value) !== true) {
+      } else if (unknownValues?.has(identity.value) !== true) {
         const key = identityKey(identity);
         const entry = missing.get(key);
         if (entry) entry.positions.push(i);

@@ -110,18 +110,21 @@ type Jurisdiction = Decision['jurisdiction'];
 type Nested<K, V> = Map<K, V>;
 const jurisdictions: Nested<JurisdictionProfile, Nested<DatedRule, Nested<Audience, Nested<string | null, Nested<CountrySource, Jurisdiction>>>>> = new Map();
 
-function level<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+/** The map under `key`, made when missing. Plain code, no callback: this runs for every decision. */
+function child<K, K2, V>(map: Map<K, Map<K2, V>>, key: K): Map<K2, V> {
   let value = map.get(key);
-  if (value === undefined) map.set(key, (value = make()));
+  if (value === undefined) map.set(key, (value = new Map()));
   return value;
 }
 
 function jurisdictionOf(profile: JurisdictionProfile, channel: RuleChannel, subject: SubjectForDecision, dated: DatedRule): Jurisdiction {
-  const byCountry = level(level(level(jurisdictions, profile, () => new Map()), dated, () => new Map()), subject.audience, () => new Map());
+  const byCountry = child(child(child(jurisdictions, profile), dated), subject.audience);
   // Countries come from stored data; a bound keeps a stream of odd values from growing the map without end.
   if (byCountry.size > 1000) byCountry.clear();
-  return level(level(byCountry, subject.country, () => new Map()), subject.countrySource, () =>
-    Object.freeze({
+  const bySource = child(byCountry, subject.country);
+  let jurisdiction = bySource.get(subject.countrySource);
+  if (jurisdiction === undefined) {
+    jurisdiction = Object.freeze({
       profile: profile.id,
       row: rowName(profile, channel, subject.audience, dated),
       country: subject.country,
@@ -129,8 +132,10 @@ function jurisdictionOf(profile: JurisdictionProfile, channel: RuleChannel, subj
       audience: subject.audience,
       rulesVersion: PROFILES_VERSION,
       sources: dated.rule.sources,
-    }),
-  );
+    });
+    bySource.set(subject.countrySource, jurisdiction);
+  }
+  return jurisdiction;
 }
 
 /** The earlier of two ends (ISO-8601, null = no end). No rest arguments: this runs for every decision. */

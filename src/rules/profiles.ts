@@ -358,7 +358,9 @@ const BY_COUNTRY = new Map<string, JurisdictionProfile>(Object.values(PROFILES).
 
 /** The profile for a country; unknown, missing or non-EEA countries get the EU default (issue 4 §2). */
 export function profileForCountry(country: string | null | undefined): JurisdictionProfile {
-  return (country ? BY_COUNTRY.get(country.toUpperCase()) : undefined) ?? eu;
+  if (!country) return eu;
+  // Stored countries are upper case already: try as given before making an upper-case copy.
+  return BY_COUNTRY.get(country) ?? BY_COUNTRY.get(country.toUpperCase()) ?? eu;
 }
 
 export function ruleChannelOf(channel: string): RuleChannel | null {
@@ -367,12 +369,15 @@ export function ruleChannelOf(channel: string): RuleChannel | null {
   return null;
 }
 
-/** The rule in force at `at` (ISO-8601) for a channel and audience. */
+/**
+ * The rule in force at `at` (ISO-8601) for a channel and audience. A variant's `from` is a day (`2026-08-11`);
+ * compared with the whole timestamp it sorts before every time of that day and after every earlier day, the same
+ * as comparing with the timestamp's date part, without cutting a new string for each decision.
+ */
 export function ruleAt(profile: JurisdictionProfile, channel: RuleChannel, audience: Audience, at: string): DatedRule {
   const variants = profile.rules[channel][audience];
-  const day = at.slice(0, 10);
   let current = variants[0]!;
-  for (const variant of variants) if (variant.from === null || variant.from <= day) current = variant;
+  for (const variant of variants) if (variant.from === null || variant.from <= at) current = variant;
   return current;
 }
 
