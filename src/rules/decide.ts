@@ -179,6 +179,14 @@ function outcome(
 
 const NO_EVIDENCE: readonly string[] = Object.freeze([]);
 
+const NO_REGISTERS: readonly string[] = Object.freeze([]);
+
+/** The registers of a rule the sender did not screen against; most rules have none, and then nothing is allocated. */
+function unscreened(registers: readonly string[], cleared: readonly string[] | undefined): readonly string[] {
+  if (registers.length === 0) return NO_REGISTERS;
+  return registers.filter((r) => !(cleared ?? []).includes(r));
+}
+
 export function decide(
   subject: SubjectForDecision,
   profile: JurisdictionProfile,
@@ -240,27 +248,34 @@ export function decide(
   } else if (!check(conditions, 'campaign_categories', request.categories.length > 0, trace && (request.categories.length > 0 ? request.categories.join(', ') : 'the request names no product category'))) {
     softFailure = hasAnyKey(state.softOptIn) ? 'categories_missing' : null;
   } else {
-    const missing: string[] = [];
-    const expired: string[] = [];
+    // Untraced, the categories that fail are only counted: the lists exist for the explanation's text.
+    const missing: string[] | null = trace ? [] : null;
+    const expired: string[] | null = trace ? [] : null;
+    let missingCount = 0;
+    let expiredCount = 0;
     const evidence: string[] = [];
     let end: string | null = null;
     for (const category of request.categories) {
       const grant = state.softOptIn[category];
       if (grant === undefined) {
-        missing.push(category);
+        missingCount += 1;
+        missing?.push(category);
         continue;
       }
       const grantEnd = earliest(earliest(grant.validUntil, validityEnd(rule.softOptInValidity, grant.earnedAt)), monthsAfter(grant.earnedAt, settings.softOptInMaxMonths));
-      if (grantEnd !== null && grantEnd <= now) expired.push(category);
+      if (grantEnd !== null && grantEnd <= now) {
+        expiredCount += 1;
+        expired?.push(category);
+      }
       evidence.push(grant.eventId);
       end = earliest(end, grantEnd);
     }
-    if (!check(conditions, 'similar_products', missing.length === 0, trace && (missing.length === 0 ? 'every category covered' : `no soft opt-in for ${missing.join(', ')}`))) {
+    if (!check(conditions, 'similar_products', missingCount === 0, trace && (missingCount === 0 ? 'every category covered' : `no soft opt-in for ${missing!.join(', ')}`))) {
       softFailure = hasAnyKey(state.softOptIn) ? 'not_similar' : null;
-    } else if (!check(conditions, 'soft_opt_in_in_window', expired.length === 0, trace && (expired.length === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired.join(', ')}`))) {
+    } else if (!check(conditions, 'soft_opt_in_in_window', expiredCount === 0, trace && (expiredCount === 0 ? (end ? `valid until ${end}` : 'no window set') : `window passed for ${expired!.join(', ')}`))) {
       softFailure = 'soft_opt_in_expired';
     } else {
-      const uncleared = rule.soiRegisters.filter((r) => !(request.registersCleared ?? []).includes(r));
+      const uncleared = unscreened(rule.soiRegisters, request.registersCleared);
       if (!check(conditions, 'registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'none needed or all screened' : `not screened against ${uncleared.join(', ')}`))) {
         softFailure = 'register_unchecked';
       } else {
@@ -272,7 +287,7 @@ export function decide(
   // R0 (5): opt-out regimes.
   let optOutFailure: BlockReason | null = null;
   if (rule.regime === 'OPT_OUT' || rule.regime === 'OPT_OUT_REG' || rule.regime === 'PRESUMED_CONSENT') {
-    const uncleared = rule.registers.filter((r) => !(request.registersCleared ?? []).includes(r));
+    const uncleared = unscreened(rule.registers, request.registersCleared);
     if (rule.needsProfessionalContext && !check(conditions, 'professional_context', request.professionalContext === true, trace && ('the message must relate to the recipient\'s profession'))) {
       optOutFailure = 'professional_context_missing';
     } else if (rule.regime === 'OPT_OUT_REG' && !check(conditions, 'registers_cleared', uncleared.length === 0, trace && (uncleared.length === 0 ? 'all screened' : `not screened against ${uncleared.join(', ')}`))) {
