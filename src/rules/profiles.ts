@@ -386,11 +386,25 @@ export function rowName(profile: JurisdictionProfile, channel: RuleChannel, audi
   return `${profile.id}/${channel}/${audience}${dated.from ? `@${dated.from}` : ''}`;
 }
 
-/** `start` plus a validity, or null for none. Months are calendar months in UTC. */
 /**
- * Ends already computed, per validity rule (rules are long-lived objects) and start time: the gate asks the same
- * question for the same grant on every check, and date parsing and formatting were a measurable part of a
- * decision. Bounded: a rule's memo is emptied when it reaches MEMO_LIMIT starts.
+ * `start` plus whole calendar months, in UTC, time of day kept. A day the target month lacks becomes that month's
+ * last day: 31 January + 1 month = 28 (or 29) February, 29 February 2024 + 12 months = 28 February 2025.
+ * law.md counts windows in months without saying how to count from a month's end; ending on the shorter month's
+ * last day is the stricter reading (JavaScript's own month arithmetic rolls over into March, up to three days
+ * past the window).
+ */
+export function addCalendarMonths(start: Date, months: number): Date {
+  const year = start.getUTCFullYear();
+  const month = start.getUTCMonth() + months;
+  const lastDay = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+  return new Date(Date.UTC(year, month, Math.min(start.getUTCDate(), lastDay), start.getUTCHours(), start.getUTCMinutes(), start.getUTCSeconds(), start.getUTCMilliseconds()));
+}
+
+/**
+ * `start` plus a validity (calendar months, `addCalendarMonths`), or null for none.
+ * Ends already computed are remembered per validity rule (rules are long-lived objects) and start time: the gate
+ * asks the same question for the same grant on every check, and date parsing and formatting were a measurable
+ * part of a decision. Bounded: a rule's memo is emptied when it reaches MEMO_LIMIT starts.
  */
 const endMemo = new WeakMap<Validity, Map<string, string>>();
 const MEMO_LIMIT = 100_000;
@@ -401,9 +415,7 @@ export function validityEnd(validity: Validity, start: string): string | null {
   if (memo === undefined) endMemo.set(validity, (memo = new Map()));
   const known = memo.get(start);
   if (known !== undefined) return known;
-  const date = new Date(start);
-  date.setUTCMonth(date.getUTCMonth() + validity.months);
-  const end = date.toISOString();
+  const end = addCalendarMonths(new Date(start), validity.months).toISOString();
   if (memo.size >= MEMO_LIMIT) memo.clear();
   memo.set(start, end);
   return end;
