@@ -38,22 +38,33 @@ export function identityKey(identity: Identity): string {
 }
 
 /**
- * Canonical key strings by channel and purpose. Every subject's state map uses the same string objects, and so
- * does the gate's lookup, so a lookup compares pointers instead of reading another copy of the key from memory
- * (the gate's decisions are bound by memory reads, not arithmetic; bench:gate). Bounded, as purposes come from
- * stored rows; past the bound a key is built as before and still compares equal.
+ * Canonical key strings by channel and purpose. Every loaded subject's state map uses the same string objects,
+ * and so does a lookup with a known channel and purpose, so the lookup compares pointers instead of reading
+ * another copy of the key from memory (the gate's decisions are bound by memory reads; bench:gate). Keys are
+ * made canonical only from stored rows (`canonicalStateKey`, in `loadFacts`), never from a request, and the table
+ * is bounded; any other key is built as before and still compares equal.
  */
 const canonicalKeys = new Map<string, Map<string, string>>();
 const MAX_CANONICAL_KEYS = 10_000;
 let canonicalKeyCount = 0;
 
+function buildStateKey(channel: string, purpose: string): string {
+  return `${channel}\u0000${purpose}`;
+}
+
+/** The key of a channel and purpose in `SubjectFacts.states`. */
 export function stateKey(channel: string, purpose: string): string {
-  let byPurpose = canonicalKeys.get(channel);
-  if (byPurpose === undefined) canonicalKeys.set(channel, (byPurpose = new Map()));
-  const known = byPurpose.get(purpose);
+  return canonicalKeys.get(channel)?.get(purpose) ?? buildStateKey(channel, purpose);
+}
+
+/** `stateKey`, remembered as the canonical string when there is room (stored rows only). */
+function canonicalStateKey(channel: string, purpose: string): string {
+  const known = canonicalKeys.get(channel)?.get(purpose);
   if (known !== undefined) return known;
-  const key = `${channel}\u0000${purpose}`;
+  const key = buildStateKey(channel, purpose);
   if (canonicalKeyCount < MAX_CANONICAL_KEYS) {
+    let byPurpose = canonicalKeys.get(channel);
+    if (byPurpose === undefined) canonicalKeys.set(channel, (byPurpose = new Map()));
     byPurpose.set(purpose, key);
     canonicalKeyCount += 1;
   }
@@ -119,7 +130,7 @@ export async function loadFacts(store: Store, tenantId: string, subjectIds: read
       if (row.kind === 'email') emails.get(row.subject_id)?.push(row.value);
     }
     for (const row of await repo.projectionRows(db, tenantId, chunk)) {
-      states.get(row.subject_id)?.set(stateKey(row.channel, row.purpose), JSON.parse(row.state) as ConsentState);
+      states.get(row.subject_id)?.set(canonicalStateKey(row.channel, row.purpose), JSON.parse(row.state) as ConsentState);
     }
     for (const row of await repo.profilesOf(db, tenantId, chunk)) {
       if (row.country) country.set(row.subject_id, countryFact(row.country, 'customer_address'));

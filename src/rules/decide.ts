@@ -11,7 +11,7 @@
  *
  * Reason codes are stable API (README "Gate reason codes"); they only grow.
  */
-import type { ConsentState, LegalBasis } from '../domain/consent';
+import type { ConsentState, LegalBasis, SoftOptInGrant } from '../domain/consent';
 import { type Audience, type DatedRule, type JurisdictionProfile, PROFILES_VERSION, type RuleChannel, ruleAt, ruleChannelOf, rowName, type Validity, validityEnd } from './profiles';
 
 export const ALLOW_REASONS = ['consent', 'soft_opt_in', 'opt_out_regime'] as const;
@@ -154,6 +154,15 @@ function monthsAfter(start: string, months: number | null): string | null {
   return validityEnd(validity, start);
 }
 
+/**
+ * When a soft opt-in grant ends under a rule: the earliest of the end stored with it, the row's window from the
+ * sale, and the merchant's cap (`softOptInMaxMonths`); null for no end. The one definition the gate and the
+ * HubSpot contact state (src/sync/contact-state.ts) share, so the two never disagree about a live grant.
+ */
+export function softOptInEnd(grant: SoftOptInGrant, rule: DatedRule['rule'], settings: DecisionSettings): string | null {
+  return earliest(earliest(grant.validUntil, validityEnd(rule.softOptInValidity, grant.earnedAt)), monthsAfter(grant.earnedAt, settings.softOptInMaxMonths));
+}
+
 function hasAnyKey(record: Readonly<Record<string, unknown>>): boolean {
   for (const key in record) if (Object.hasOwn(record, key)) return true;
   return false;
@@ -262,7 +271,7 @@ export function decide(
         missing?.push(category);
         continue;
       }
-      const grantEnd = earliest(earliest(grant.validUntil, validityEnd(rule.softOptInValidity, grant.earnedAt)), monthsAfter(grant.earnedAt, settings.softOptInMaxMonths));
+      const grantEnd = softOptInEnd(grant, rule, settings);
       if (grantEnd !== null && grantEnd <= now) {
         expiredCount += 1;
         expired?.push(category);

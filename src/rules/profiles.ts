@@ -394,10 +394,14 @@ export function rowName(profile: JurisdictionProfile, channel: RuleChannel, audi
  * past the window).
  */
 export function addCalendarMonths(start: Date, months: number): Date {
-  const year = start.getUTCFullYear();
-  const month = start.getUTCMonth() + months;
-  const lastDay = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
-  return new Date(Date.UTC(year, month, Math.min(start.getUTCDate(), lastDay), start.getUTCHours(), start.getUTCMinutes(), start.getUTCSeconds(), start.getUTCMilliseconds()));
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0–99 as 1900–1999.
+  const firstOfTarget = new Date(start.getTime());
+  firstOfTarget.setUTCFullYear(start.getUTCFullYear(), start.getUTCMonth() + months, 1);
+  const lastDayOfTarget = new Date(firstOfTarget.getTime());
+  lastDayOfTarget.setUTCFullYear(firstOfTarget.getUTCFullYear(), firstOfTarget.getUTCMonth() + 1, 0);
+  const end = new Date(firstOfTarget.getTime());
+  end.setUTCDate(Math.min(start.getUTCDate(), lastDayOfTarget.getUTCDate()));
+  return end;
 }
 
 /**

@@ -11,8 +11,8 @@ import type { TenantSettings } from '../config/manifest';
 import { EMPTY_STATE, type ConsentState } from '../domain/consent';
 import { HUBSPOT_PROPERTIES } from '../domain/hubspot-properties';
 import { audienceOf, b2bRuleOf, countryOf, stateKey, type SubjectFacts } from '../gate/facts';
-import { decide } from '../rules/decide';
-import { profileForCountry } from '../rules/profiles';
+import { decide, softOptInEnd, type DecisionSettings } from '../rules/decide';
+import { profileForCountry, ruleAt, type Audience, type JurisdictionProfile } from '../rules/profiles';
 
 export interface ContactState {
   readonly properties: Readonly<Record<string, string>>;
@@ -20,11 +20,13 @@ export interface ContactState {
   readonly suppressed: boolean;
 }
 
-function liveSoftOptIns(state: ConsentState, now: string): Array<[string, string | null]> {
+/** The grants still live at `now` with their ends, by the gate's own definition of a grant's end (`softOptInEnd`). */
+function liveSoftOptIns(state: ConsentState, channel: 'email' | 'sms', profile: JurisdictionProfile, audience: Audience, settings: DecisionSettings, now: string): Array<[string, string | null]> {
   if (state.softOptInEnded) return [];
+  const rule = ruleAt(profile, channel, audience, now).rule;
   return Object.entries(state.softOptIn)
-    .filter(([, grant]) => grant.validUntil === null || grant.validUntil > now)
-    .map(([category, grant]) => [category, grant.validUntil]);
+    .map(([category, grant]): [string, string | null] => [category, softOptInEnd(grant, rule, settings)])
+    .filter(([, end]) => end === null || end > now);
 }
 
 function smsConsentValue(state: ConsentState): string {
@@ -48,7 +50,7 @@ export function contactStateOf(facts: SubjectFacts, settings: TenantSettings, no
   const decisionSettings = { doubleOptInCountries: settings.doubleOptInCountries, softOptInMaxMonths: settings.softOptInMaxMonths ?? null };
   const gate = (channel: 'email' | 'sms') => {
     const state = facts.states.get(stateKey(channel, '*')) ?? EMPTY_STATE;
-    const live = liveSoftOptIns(state, now);
+    const live = liveSoftOptIns(state, channel, profile, audience, decisionSettings, now);
     const decision = decide({ consent: state, country, countrySource, audience }, profile, decisionSettings, { channel, purpose: '*', categories: live.map(([c]) => c) }, now, { trace: false });
     return { state, live, decision };
   };

@@ -20,7 +20,7 @@ function reference(start: string, months: number): string {
 }
 
 const starts = fc.oneof(
-  fc.date({ min: new Date('2000-01-01T00:00:00.000Z'), max: new Date('2100-01-01T00:00:00.000Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+  fc.date({ min: new Date('0000-01-01T00:00:00.000Z'), max: new Date('9989-12-31T23:59:59.999Z'), noInvalidDate: true }).map((d) => d.toISOString()),
   fc.constantFrom('2024-01-31T10:00:00.000Z', '2024-02-29T00:00:00.000Z', '2023-08-31T23:59:59.999Z', '2025-12-31T12:00:00.000Z'),
 );
 
@@ -33,6 +33,8 @@ describe('calendar-month windows', () => {
     ['2026-03-31T08:30:00.000Z', 1, '2026-04-30T08:30:00.000Z'],
     ['2025-12-31T23:59:59.999Z', 2, '2026-02-28T23:59:59.999Z'],
     ['2026-06-15T12:00:00.000Z', 12, '2027-06-15T12:00:00.000Z'],
+    ['0050-01-15T00:00:00.000Z', 1, '0050-02-15T00:00:00.000Z'],
+    ['0000-02-29T00:00:00.000Z', 12, '0001-02-28T00:00:00.000Z'],
   ])('%s + %i months = %s', (start, months, end) => {
     expect(addCalendarMonths(new Date(start), months).toISOString()).toBe(end);
   });
