@@ -6,9 +6,9 @@
  * Two phases per target after a 3 s warm-up: saturation (BENCH_CONNECTIONS connections for BENCH_SECONDS) for
  * throughput, and a fixed 500 requests/s for the ack latency (p50/p99). BENCH_PASSES (default 3) passes, each
  * starting every server afresh (bare Koa, then the app on a new SQLite file, then on a new PostgreSQL schema), so a
- * drift of the machine's speed during the run touches both sides alike; medians are compared, and the worst p99. Every request carries a new X-Shopify-Webhook-Id and a
- * valid HMAC, so each one is verified and commits a new inbox row (durable: SQLite WAL with synchronous=FULL,
- * PostgreSQL synchronous_commit=on).
+ * drift of the machine's speed during the run touches both sides alike; medians are compared, and the worst p99.
+ * Every request carries a new X-Shopify-Webhook-Id and a valid HMAC, so each one is verified and commits a new
+ * inbox row (durable: SQLite WAL with synchronous=FULL, PostgreSQL synchronous_commit=on).
  * Targets (issue 3): throughput ≥ 40% of bare Koa; p99 ack latency < 25 ms at 500 requests/s. Reported, not asserted.
  *
  * Options: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50), BENCH_RATE (default 500), BENCH_PASSES
