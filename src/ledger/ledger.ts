@@ -176,7 +176,7 @@ export async function appendInTransaction(
     rows.push({ ...record, prev_hash: prevHash, hash });
     prevHash = hash;
   }
-  await repo.insertEvents(trx, rows);
+  await repo.insertEvents(trx, dialect, rows);
   await repo.setHead(trx, dialect, { tenant_id: request.tenantId, seq, hash: prevHash, updated_at: now });
   if (request.deliveryKey !== null) await repo.setDeliveryFirstSeq(trx, dialect, request.tenantId, request.deliveryKey, rows[0]!.seq);
 

@@ -94,7 +94,7 @@ function serialise(payload: unknown, i: number): string {
  */
 export async function enqueueInTransaction(
   trx: Transaction<Database> | Kysely<Database>,
-  _dialect: Dialect,
+  dialect: Dialect,
   deps: OutboxDeps,
   items: readonly OutboxItem[],
 ): Promise<number> {
@@ -121,7 +121,7 @@ export async function enqueueInTransaction(
     done_at: null,
     note: null,
   }));
-  return repo.insertOutboxRows(trx, rows);
+  return repo.insertOutboxRows(trx, dialect, rows);
 }
 
 /** Enqueue in a transaction of its own (backfill, tooling). Prefer `enqueueInTransaction` next to the cause. */

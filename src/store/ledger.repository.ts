@@ -4,7 +4,7 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Dialect } from './database';
-import { PrecompiledQuery } from './precompiled';
+import { hasExactlyColumns, PrecompiledQuery } from './precompiled';
 import type { ConsentCurrentTable, ConsentEventTable, Database, LedgerHeadTable } from './schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -81,7 +81,17 @@ export async function setHead(db: Db, dialect: Dialect, head: LedgerHeadTable): 
   await updateHead.execute(db, dialect, head);
 }
 
-export async function insertEvents(db: Db, rows: readonly ConsentEventTable[]): Promise<void> {
+const EVENT_COLUMNS = [
+  'tenant_id', 'seq', 'id', 'subject_id', 'channel', 'purpose', 'kind', 'basis', 'occurred_at', 'received_at', 'source', 'source_delivery_id', 'evidence', 'prev_hash', 'hash',
+] as const satisfies ReadonlyArray<keyof ConsentEventTable>;
+const insertEventRow = new PrecompiledQuery(EVENT_COLUMNS, (db, row) => db.insertInto('consent_event').values(row as unknown as ConsentEventTable));
+
+/** Append rows to the chain. One event (the common case: one delivery, one change) takes a precompiled statement. */
+export async function insertEvents(db: Db, dialect: Dialect, rows: readonly ConsentEventTable[]): Promise<void> {
+  if (rows.length === 1 && hasExactlyColumns(rows[0]!, EVENT_COLUMNS)) {
+    await insertEventRow.execute(db, dialect, rows[0]!);
+    return;
+  }
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     await db.insertInto('consent_event').values(rows.slice(i, i + INSERT_CHUNK)).execute();
   }
@@ -128,6 +138,9 @@ const deleteSubjectChannelProjection = new PrecompiledQuery(['tenantId', 'subjec
     .where('channel', '=', a.channel as string),
 );
 
+const PROJECTION_COLUMNS = ['tenant_id', 'subject_id', 'channel', 'purpose', 'status', 'basis', 'state', 'last_event_at', 'last_seq'] as const satisfies ReadonlyArray<keyof ConsentCurrentTable>;
+const insertProjectionRow = new PrecompiledQuery(PROJECTION_COLUMNS, (db, row) => db.insertInto('consent_current').values(row as unknown as ConsentCurrentTable));
+
 export async function replaceProjection(
   db: Db,
   dialect: Dialect,
@@ -137,7 +150,8 @@ export async function replaceProjection(
   rows: readonly ConsentCurrentTable[],
 ): Promise<void> {
   await deleteSubjectChannelProjection.execute(db, dialect, { tenantId, subjectId, channel });
-  if (rows.length > 0) await db.insertInto('consent_current').values([...rows]).execute();
+  if (rows.length === 1 && hasExactlyColumns(rows[0]!, PROJECTION_COLUMNS)) await insertProjectionRow.execute(db, dialect, rows[0]!);
+  else if (rows.length > 0) await db.insertInto('consent_current').values([...rows]).execute();
 }
 
 export async function projectionOf(db: Db, tenantId: string, subjectId?: string): Promise<ConsentCurrentTable[]> {

@@ -8,6 +8,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { Dialect } from './database';
+import { hasExactlyColumns, PrecompiledQuery } from './precompiled';
 import type { Database, OutboxTable } from './schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -15,8 +16,24 @@ type Db = Kysely<Database> | Transaction<Database>;
 /** Rows per multi-row INSERT: 17 columns each, far below SQLite's and PostgreSQL's parameter limits. */
 const INSERT_CHUNK = 500;
 
-/** Insert-first (style.md §10): rows whose (tenant_id, idempotency_key) exists are skipped. Returns how many were new. */
-export async function insertOutboxRows(db: Db, rows: readonly OutboxTable[]): Promise<number> {
+const OUTBOX_COLUMNS = [
+  'id', 'tenant_id', 'platform', 'operation', 'idempotency_key', 'subject_id', 'payload', 'source_seq', 'status', 'attempts', 'run_at', 'claimed_until', 'last_error', 'created_at', 'updated_at', 'done_at', 'note',
+] as const satisfies ReadonlyArray<keyof OutboxTable>;
+const insertOutboxRow = new PrecompiledQuery(OUTBOX_COLUMNS, (db, row) =>
+  db
+    .insertInto('outbox')
+    .values(row as unknown as OutboxTable)
+    .onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).doNothing()),
+);
+
+/**
+ * Insert-first (style.md §10): rows whose (tenant_id, idempotency_key) exists are skipped. Returns how many were new.
+ * One row (the common case) takes a precompiled statement.
+ */
+export async function insertOutboxRows(db: Db, dialect: Dialect, rows: readonly OutboxTable[]): Promise<number> {
+  if (rows.length === 1 && hasExactlyColumns(rows[0]!, OUTBOX_COLUMNS)) {
+    return Number((await insertOutboxRow.execute(db, dialect, rows[0]!)).numAffectedRows ?? 0);
+  }
   let inserted = 0;
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     const result = await db

@@ -57,3 +57,16 @@ export class PrecompiledQuery<K extends string, R> {
     return db.executeQuery<R>(this.compile(db, dialect, args));
   }
 }
+
+/**
+ * Whether `row` has a defined value under each of `columns` and no other key: the shape a precompiled one-row
+ * insert of those columns takes. Any other row goes through the query builder, which leaves undefined values out
+ * (so column defaults apply).
+ */
+export function hasExactlyColumns(row: object, columns: readonly string[]): boolean {
+  let count = 0;
+  for (const key in row) if (Object.hasOwn(row, key)) count += 1;
+  if (count !== columns.length) return false;
+  for (const column of columns) if ((row as Record<string, unknown>)[column] === undefined) return false;
+  return true;
+}

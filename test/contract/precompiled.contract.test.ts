@@ -4,7 +4,7 @@
  */
 import { sql } from 'kysely';
 import type { Store } from '../../src/store/database';
-import { PrecompiledQuery } from '../../src/store/precompiled';
+import { hasExactlyColumns, PrecompiledQuery } from '../../src/store/precompiled';
 import { addTenant, type Tenant } from '../../src/tenants/tenants';
 import { countingIds, fixedClock } from '../helpers/deps';
 import { migratedStore, testDialects, type TestDatabase } from '../helpers/stores';
@@ -50,5 +50,18 @@ describe.each(testDialects())('precompiled queries on %s', (dialect) => {
   it('refuses a builder that does not use each argument exactly once as a value', async () => {
     const hidden = new PrecompiledQuery(['portal'], (kysely) => kysely.selectFrom('tenant').select('id').where(sql<boolean>`1 = 1`));
     await expect(hidden.execute(store.db, dialect, { portal: '1' })).rejects.toThrow('argument portal must be used exactly once as a value');
+  });
+});
+
+describe('hasExactlyColumns (the shape a precompiled one-row insert takes)', () => {
+  const columns = ['a', 'b', 'c'];
+  it.each([
+    [{ a: 1, b: null, c: 'x' }, true],
+    [{ a: 1, b: null }, false],
+    [{ a: 1, b: null, c: 'x', d: 2 }, false],
+    [{ a: 1, b: undefined, c: 'x' }, false],
+    [{ a: 1, c: 'x', d: null }, false],
+  ])('%j → %s', (row, expected) => {
+    expect(hasExactlyColumns(row, columns)).toBe(expected);
   });
 });
