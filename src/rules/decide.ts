@@ -157,7 +157,7 @@ function monthsAfter(start: string, months: number | null): string | null {
 /**
  * When a soft opt-in grant ends under a rule: the earliest of the end stored with it, the row's window from the
  * sale, and the merchant's cap (`softOptInMaxMonths`); null for no end. The one definition the gate and the
- * HubSpot contact state (src/sync/contact-state.ts) share, so the two never disagree about a live grant.
+ * HubSpot contact state (src/sync/contact-state.ts) share, so the two never disagree about when a grant ends.
  */
 export function softOptInEnd(grant: SoftOptInGrant, rule: DatedRule['rule'], settings: DecisionSettings): string | null {
   return earliest(earliest(grant.validUntil, validityEnd(rule.softOptInValidity, grant.earnedAt)), monthsAfter(grant.earnedAt, settings.softOptInMaxMonths));

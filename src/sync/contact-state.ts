@@ -6,6 +6,10 @@
  * Gate per channel: `allowed` when the send gate would allow a campaign of purpose `*` for the channel, either on
  * consent or on the subject's live soft opt-ins (for their own category groups); otherwise `blocked`. The
  * suppression list holds the contacts whose email gate is `blocked`.
+ *
+ * Soft opt-in categories: the grants within their window (the gate's own end, `softOptInEnd`), listed whether or
+ * not the row lets the gate send on them today (a register to screen first, an opt-out row, an invalid address):
+ * they are what the person earned; the gate property says whether a send may go.
  */
 import type { TenantSettings } from '../config/manifest';
 import { EMPTY_STATE, type ConsentState } from '../domain/consent';

@@ -23,7 +23,7 @@ function factsWith(state: ConsentState): SubjectFacts {
 }
 
 describe('contact state and the gate on soft opt-in ends', () => {
-  // Earned 31 January; stored end 3 March (an end computed before month ends were clamped). With a one-month
+  // Earned 31 January; stored end 2 March (an end computed before month ends were clamped). With a one-month
   // merchant cap the gate ends `shoes` on 29 February 2024; `hats` lasts until 15 March.
   const state: ConsentState = {
     ...EMPTY_STATE,
