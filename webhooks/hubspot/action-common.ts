@@ -9,9 +9,12 @@
  * records the failure and does not retry, hubspot.md §6).
  */
 import type { Context } from 'koa';
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { AppError } from '../../src/domain/errors';
 import { isJsonContentType, parseJson, readRawBody } from '../../src/server/body';
+import type { Database } from '../../src/store/schema';
+import { findWorkflowActionCall } from '../../src/store/workflow-action.repository';
 import type { Tenant } from '../../src/tenants/tenants';
 import { activeSecrets } from '../_shared/compare';
 import type { WebhookDeps } from '../_shared/deps';
@@ -100,4 +103,18 @@ export async function activeTenantOfPortal(deps: Pick<WebhookDeps, 'tenants'>, p
   if (tenant === undefined) throw new AppError('not_found', `HubSpot portal ${portalId} is not linked to a shop`);
   if (tenant.status !== 'active') throw new AppError('forbidden', `consent-bridge is uninstalled for HubSpot portal ${portalId}`);
   return tenant;
+}
+
+/**
+ * The stored answer of a callback id answered before (both actions share the `workflow_action_call` table): the
+ * same answer again for the same request, 409 for anything else under that id (another contact, other inputs, or
+ * the other action).
+ */
+export async function storedActionAnswer<T>(db: Kysely<Database>, tenantId: string, callbackId: string, fingerprint: string): Promise<T> {
+  const stored = await findWorkflowActionCall(db, tenantId, callbackId);
+  if (stored === undefined) throw new Error('workflow action call answered before but not found');
+  if (stored.request_fingerprint !== fingerprint) {
+    throw new AppError('conflict', 'this callbackId was already answered for a different contact, different inputs or another action');
+  }
+  return JSON.parse(stored.answer) as T;
 }

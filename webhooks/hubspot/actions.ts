@@ -17,13 +17,12 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { TenantSettings } from '../../src/config/manifest';
-import { AppError } from '../../src/domain/errors';
 import { checkRecipients, parseGateRequest } from '../../src/gate/gate';
 import type { Reason } from '../../src/rules/decide';
 import type { Logger } from '../../src/ports';
 import { requireFeature, type RouteModule } from '../../src/server/app';
 import type { Store } from '../../src/store/database';
-import { findWorkflowActionCall, insertWorkflowActionCall } from '../../src/store/workflow-action.repository';
+import { insertWorkflowActionCall } from '../../src/store/workflow-action.repository';
 import type { Tenant } from '../../src/tenants/tenants';
 import { sha256Hex } from '../_shared/compare';
 import type { WebhookDeps } from '../_shared/deps';
@@ -35,6 +34,7 @@ import {
   numericId,
   optionalInput,
   readSignedActionBody,
+  storedActionAnswer,
   subscriptionTypeId,
 } from './action-common';
 
@@ -186,12 +186,7 @@ export async function answerOnce(
   const answer = await decideAnswer();
   const row = { tenant_id: tenantId, callback_id: call.callbackId, request_fingerprint: fingerprint, answer: JSON.stringify(answer), created_at: now.toISOString() };
   if (await insertWorkflowActionCall(store.db, row)) return { answer, replayed: false };
-  const stored = await findWorkflowActionCall(store.db, tenantId, call.callbackId);
-  if (stored === undefined) throw new Error('workflow action call neither inserted nor found');
-  if (stored.request_fingerprint !== fingerprint) {
-    throw new AppError('conflict', 'this callbackId was already answered for a different contact or different inputs');
-  }
-  return { answer: JSON.parse(stored.answer) as CheckConsentAnswer, replayed: true };
+  return { answer: await storedActionAnswer<CheckConsentAnswer>(store.db, tenantId, call.callbackId, fingerprint), replayed: true };
 }
 
 async function handle(deps: WebhookDeps, ctx: Context): Promise<void> {

@@ -56,6 +56,7 @@ import {
   numericId,
   optionalInput,
   readSignedActionBody,
+  storedActionAnswer,
   subscriptionTypeId,
 } from './action-common';
 
@@ -343,12 +344,7 @@ export async function recordConsentChangeOnce(
   } catch (err) {
     if (!(err instanceof AnsweredBefore)) throw err;
   }
-  const stored = await findWorkflowActionCall(store.db, tenant.id, call.callbackId);
-  if (stored === undefined) throw new Error('workflow action call answered before but not found');
-  if (stored.request_fingerprint !== fingerprint) {
-    throw new AppError('conflict', 'this callbackId was already answered for a different contact, different inputs or another action');
-  }
-  return { answer: JSON.parse(stored.answer) as RecordConsentChangeAnswer, replayed: true };
+  return { answer: await storedActionAnswer<RecordConsentChangeAnswer>(store.db, tenant.id, call.callbackId, fingerprint), replayed: true };
 }
 
 async function handle(deps: WebhookDeps, ctx: Context): Promise<void> {
