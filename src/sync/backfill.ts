@@ -47,6 +47,7 @@ import { resolveAndUnite } from '../subjects/merge';
 import { listTenants, type Tenant } from '../tenants/tenants';
 import { shopifyConsentFingerprint } from './echo';
 import type { HubspotPort, ShopifyConsentPort, ShopifyCustomerConsent } from './ports';
+import { TenantBackoff } from '../jobs/tenant-backoff';
 import { CursorLease } from './cursor-lease';
 import { recordHubspotStatus } from './reconcile';
 import { DEFAULT_READ_RETRY, withReadRetries, type ReadRetryPolicy } from './retry';
@@ -423,7 +424,7 @@ export interface BackfillJobOptions {
 export function backfillJob(deps: BackfillDeps, options: BackfillJobOptions = {}): BackgroundJob {
   const nowMs = options.nowMs ?? (() => performance.now());
   const owned = new Map<string, { updatedAt: string; carry: PageCarry | null }>();
-  const backoff = new Map<string, { failures: number; untilMs: number }>();
+  const backoff = new TenantBackoff(nowMs);
   const logger = deps.logger.child({ component: 'backfill' });
   return {
     name: 'backfill',
@@ -438,8 +439,7 @@ export function backfillJob(deps: BackfillDeps, options: BackfillJobOptions = {}
         if (tenant.status !== 'active' || (before !== undefined && before !== null && before.finishedAt !== null)) continue;
         // At least one tenant per run, however short the slice.
         if (ran > 0 && nowMs() >= deadlineMs) break;
-        const failing = backoff.get(tenant.id);
-        if (failing !== undefined && nowMs() < failing.untilMs) continue;
+        if (backoff.waiting(tenant.id)) continue;
         ran += 1;
         const mine = owned.get(tenant.id);
         try {
@@ -451,7 +451,7 @@ export function backfillJob(deps: BackfillDeps, options: BackfillJobOptions = {}
             ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
             ...(options.retry !== undefined ? { retry: options.retry } : {}),
           });
-          backoff.delete(tenant.id);
+          backoff.succeeded(tenant.id);
           if (result.outcome === 'more' && result.progress !== null) owned.set(tenant.id, { updatedAt: result.progress.updatedAt, carry: result.carry });
           else owned.delete(tenant.id);
           if (result.progress !== null && (result.outcome === 'more' || result.outcome === 'finished')) recorded += Math.max(0, result.progress.customers - (before?.customers ?? 0));
@@ -460,9 +460,7 @@ export function backfillJob(deps: BackfillDeps, options: BackfillJobOptions = {}
           // runBackfill handed the cursor back as this process last left it: still ours to resume (without the
           // page carried over, which is read again), not another process's after the lease.
           if (mine !== undefined) owned.set(tenant.id, { updatedAt: mine.updatedAt, carry: null });
-          const failures = (failing?.failures ?? 0) + 1;
-          const waitMs = Math.min(60_000 * 2 ** (failures - 1), 30 * 60_000);
-          backoff.set(tenant.id, { failures, untilMs: nowMs() + waitMs });
+          const { failures, waitMs } = backoff.failed(tenant.id, (n) => Math.min(60_000 * 2 ** (n - 1), 30 * 60_000));
           logger.warn({ tenantId: tenant.id, err, failures, retryInMs: waitMs }, 'backfill step failed; it resumes after the last customer recorded');
         }
       }

@@ -55,6 +55,7 @@ import type { Database } from '../store/schema';
 import * as writeLog from '../store/sync-write.repository';
 import { resolveAndUnite } from '../subjects/merge';
 import { listTenants, type Tenant } from '../tenants/tenants';
+import { TenantBackoff } from '../jobs/tenant-backoff';
 import { CursorLease } from './cursor-lease';
 import { hubspotSubscriptionFingerprint } from './echo';
 import { SYNC_OPERATIONS, type HubspotSubscriptionPayload } from './policy';
@@ -577,7 +578,7 @@ export function pollBackoffMs(err: unknown, failures: number, intervalMs: number
 export function reconcileJob(deps: ReconcileDeps, options: ReconcileJobOptions = {}): BackgroundJob {
   const nowMs = options.nowMs ?? (() => performance.now());
   const owned = new Map<string, string>();
-  const backoff = new Map<string, { failures: number; untilMs: number }>();
+  const backoff = new TenantBackoff(nowMs);
   const logger = deps.logger.child({ component: 'reconcile' });
   return {
     name: 'reconcile',
@@ -592,8 +593,7 @@ export function reconcileJob(deps: ReconcileDeps, options: ReconcileJobOptions =
       for (const tenant of tenants) {
         // At least one tenant per run, however short the slice.
         if (ran > 0 && nowMs() >= deadlineMs) break;
-        const failing = backoff.get(tenant.id);
-        if (failing !== undefined && nowMs() < failing.untilMs) continue;
+        if (backoff.waiting(tenant.id)) continue;
         ran += 1;
         try {
           const ownedUpdatedAt = owned.get(tenant.id);
@@ -605,7 +605,7 @@ export function reconcileJob(deps: ReconcileDeps, options: ReconcileJobOptions =
             ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
             ...(options.retry !== undefined ? { retry: options.retry } : {}),
           });
-          backoff.delete(tenant.id);
+          backoff.succeeded(tenant.id);
           if (result.outcome === 'more' && result.updatedAt !== null) owned.set(tenant.id, result.updatedAt);
           else owned.delete(tenant.id);
           appended += result.appended;
@@ -614,9 +614,7 @@ export function reconcileJob(deps: ReconcileDeps, options: ReconcileJobOptions =
           // An interrupted cycle stays this process's to go on with; any other failure hands the cursor back.
           if (err instanceof PollInterrupted) owned.set(tenant.id, err.updatedAt);
           else owned.delete(tenant.id);
-          const failures = (failing?.failures ?? 0) + 1;
-          const waitMs = pollBackoffMs(err, failures, tenant.settings.reconciliationIntervalMinutes * 60_000);
-          backoff.set(tenant.id, { failures, untilMs: nowMs() + waitMs });
+          const { failures, waitMs } = backoff.failed(tenant.id, (n) => pollBackoffMs(err, n, tenant.settings.reconciliationIntervalMinutes * 60_000));
           logger.warn({ tenantId: tenant.id, err, failures, retryInMs: waitMs }, 'reconciliation poll failed; the cursor stays where the last recorded contacts left it');
         }
       }
