@@ -19,6 +19,7 @@ import type { Database, InboxTable } from '../store/schema';
 import { applyEffects } from './apply';
 import { pruneProcessedDeliveries, type Platform } from './inbox';
 import { pruneSubjectChanges } from '../ledger/changes';
+import { WakeableSleep } from '../jobs/wakeable-sleep';
 
 export interface WorkerOptions {
   /** Attempts before a row is dead-lettered. Default 8 (about 4 h of backoff, like Shopify's own retries). */
@@ -102,7 +103,8 @@ export class InboxWorker {
   readonly #options: WorkerOptions;
   #running = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  /** The idle wait between polls, cut short by notify and stop. */
+  readonly #idle = new WakeableSleep();
   #lastPrune = 0;
 
   constructor(deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
@@ -246,7 +248,7 @@ export class InboxWorker {
 
   /** Wake the loop now (the webhook routes call it after storing a delivery). */
   notify(): void {
-    this.#wake?.();
+    this.#idle.wake();
   }
 
   start(): void {
@@ -258,7 +260,7 @@ export class InboxWorker {
   /** Stop taking rows; the delivery in progress finishes (its transaction commits or rolls back). */
   async stop(): Promise<void> {
     this.#running = false;
-    this.#wake?.();
+    this.#idle.wake();
     await this.#loop;
   }
 
@@ -282,14 +284,7 @@ export class InboxWorker {
       }
       if (handled === 0 || failures > 0) {
         const waitMs = failures > 0 ? Math.min(this.#options.pollIntervalMs * 2 ** failures, 30_000) : this.#options.pollIntervalMs;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, waitMs);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.#wake = undefined;
+        await this.#idle.sleep(waitMs);
       }
     }
   }

@@ -9,6 +9,7 @@
  * stops in the middle of a run loses nothing but the run.
  */
 import type { Logger } from '../ports';
+import { WakeableSleep } from './wakeable-sleep';
 
 export interface BackgroundJob {
   readonly name: string;
@@ -30,8 +31,8 @@ export class JobScheduler {
   readonly #nowMs: () => number;
   #running = false;
   #loops: Promise<void>[] = [];
-  /** Wakes every sleeping loop (stop). */
-  readonly #sleepers = new Set<() => void>();
+  /** The loops' waits between runs, cut short by stop. */
+  readonly #sleeper = new WakeableSleep();
 
   constructor(jobs: readonly BackgroundJob[], deps: SchedulerDeps) {
     this.#jobs = jobs;
@@ -71,7 +72,7 @@ export class JobScheduler {
    */
   async stop(graceMs = Infinity): Promise<void> {
     this.#running = false;
-    for (const wake of this.#sleepers) wake();
+    this.#sleeper.wake();
     const pending = new Set(this.#jobs.map((j) => j.name));
     const loops = this.#loops.map((loop, i) => loop.then(() => pending.delete(this.#jobs[i]!.name)));
     let timer: NodeJS.Timeout | undefined;
@@ -94,15 +95,6 @@ export class JobScheduler {
   }
 
   #sleep(ms: number): Promise<void> {
-    if (!this.#running) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.#sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#sleepers.add(wake);
-    });
+    return this.#running ? this.#sleeper.sleep(ms) : Promise.resolve();
   }
 }

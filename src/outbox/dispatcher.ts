@@ -24,6 +24,7 @@ import type { Store } from '../store/database';
 import * as repo from '../store/outbox.repository';
 import type { OutboxTable } from '../store/schema';
 import { pruneDoneOutbox, type OutboxPlatform, type OutboxRow } from './outbox';
+import { WakeableSleep } from '../jobs/wakeable-sleep';
 
 /** Delivers one kind of write. The handler resolves the tenant (and its credentials) itself. */
 export interface OutboxHandler {
@@ -134,7 +135,8 @@ export class OutboxDispatcher {
   #running = false;
   #stopping = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  /** The idle wait between steps, cut short by notify and stop. */
+  readonly #idle = new WakeableSleep();
   #wakeRequested = false;
   #lastPrune = -Infinity;
 
@@ -366,7 +368,7 @@ export class OutboxDispatcher {
   /** Wake the loop now (after enqueueing). */
   notify(): void {
     this.#wakeRequested = true;
-    this.#wake?.();
+    this.#idle.wake();
   }
 
   start(): void {
@@ -381,7 +383,7 @@ export class OutboxDispatcher {
     if (!this.#running) return;
     this.#running = false;
     this.#stopping = true;
-    this.#wake?.();
+    this.#idle.wake();
     await this.#loop;
     this.#stopping = false;
   }
@@ -409,14 +411,7 @@ export class OutboxDispatcher {
       // counts). Database failing: back off, notify or not.
       if (this.#running && (failures > 0 || (handled === 0 && !this.#wakeRequested))) {
         const waitMs = failures > 0 ? Math.min(this.#options.pollIntervalMs * 2 ** failures, 30_000) : this.#options.pollIntervalMs;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, waitMs);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.#wake = undefined;
+        await this.#idle.sleep(waitMs);
       }
     }
   }

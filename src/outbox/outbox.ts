@@ -45,16 +45,9 @@ export interface OutboxDeps {
   readonly ids: IdGenerator;
 }
 
-/** A claimed row as handlers see it (payload parsed). */
-export interface OutboxRow {
+/** A claimed row as handlers see it: the enqueued item (payload parsed) with its row id and attempts. */
+export interface OutboxRow extends OutboxItem {
   readonly id: string;
-  readonly tenantId: string;
-  readonly platform: OutboxPlatform;
-  readonly operation: string;
-  readonly idempotencyKey: string;
-  readonly subjectId: string | null;
-  readonly payload: unknown;
-  readonly sourceSeq: number | null;
   /** Failed attempts before this one (0 on the first). */
   readonly attempts: number;
   readonly createdAt: string;
