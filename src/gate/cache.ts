@@ -16,11 +16,12 @@
  * - Batches of one tenant run one at a time, so a load that started before a change cannot land after the
  *   eviction that change caused.
  */
-import type { Identity, IdentityKind } from '../domain/identity';
+import { normalizeIdentity, type Identity, type IdentityKind } from '../domain/identity';
 import { CHANGE_RETENTION_MS } from '../ledger/changes';
 import type { Store } from '../store/database';
 import * as changes from '../store/change.repository';
 import { identityKey, loadFacts, lookupSubjects, type FactsSource, type ResolvedFacts, type SubjectFacts } from './facts';
+import { recipientKind, recipientValue, type Recipient } from './recipient';
 
 export interface GateCacheOptions {
   /** Most subjects kept across tenants. Default 500,000 (roughly 1 KB each). */
@@ -69,9 +70,9 @@ export class GateCache implements FactsSource {
     return { tenants: this.#tenants.size, subjects: this.#subjects, hits: this.#hits, misses: this.#misses, evictions: this.#evictions, resets: this.#resets };
   }
 
-  resolve(store: Store, tenantId: string, identities: ReadonlyArray<Identity | null>): Promise<ResolvedFacts> {
+  resolve(store: Store, tenantId: string, recipients: readonly Recipient[]): Promise<ResolvedFacts> {
     const index = this.#indexOf(tenantId);
-    const run = index.queue.then(() => this.#resolve(store, tenantId, index, identities));
+    const run = index.queue.then(() => this.#resolve(store, tenantId, index, recipients));
     index.queue = run.catch(() => undefined);
     return run;
   }
@@ -130,23 +131,40 @@ export class GateCache implements FactsSource {
     index.syncedAtMs = now;
   }
 
-  async #resolve(store: Store, tenantId: string, index: TenantIndex, identities: ReadonlyArray<Identity | null>): Promise<ResolvedFacts> {
+  async #resolve(store: Store, tenantId: string, index: TenantIndex, recipients: readonly Recipient[]): Promise<ResolvedFacts> {
     await this.#sync(store, tenantId, index);
-    const result: Array<SubjectFacts | undefined> = new Array<SubjectFacts | undefined>(identities.length).fill(undefined);
+    const result: Array<SubjectFacts | undefined> = new Array<SubjectFacts | undefined>(recipients.length).fill(undefined);
     const missing = new Map<string, { identity: Identity; positions: number[] }>();
     // The per-kind maps of the previous recipient's kind: batches are mostly of one kind.
     let kind: IdentityKind | null = null;
     let byValue: Map<string, SubjectFacts> | undefined;
     let unknownValues: Set<string> | undefined;
-    for (let i = 0; i < identities.length; i++) {
-      const identity = identities[i];
-      if (identity === null || identity === undefined) continue;
-      if (identity.kind !== kind) {
-        kind = identity.kind;
+    for (let i = 0; i < recipients.length; i++) {
+      const recipient = recipients[i]!;
+      const given = recipientKind(recipient);
+      const raw = recipientValue(recipient);
+      if (given === null || raw === undefined) continue;
+      if (given !== kind) {
+        kind = given;
         byValue = index.byIdentity.get(kind);
         unknownValues = index.unknown.get(kind);
       }
-      const facts = byValue?.get(identity.value);
+      // The value as given first. Only normal values are indexed (below, when loaded) or remembered as unknown
+      // (they come from `normalizeIdentity`), and normalising a normal value gives it back, so a value found as
+      // given is that identity: a known or remembered-unknown recipient costs one or two lookups, no
+      // normalisation and no allocation.
+      let facts: SubjectFacts | undefined;
+      if (typeof raw === 'string') {
+        facts = byValue?.get(raw);
+        if (facts !== undefined) {
+          result[i] = facts;
+          continue;
+        }
+        if (unknownValues?.has(raw) === true) continue;
+      }
+      const identity = normalizeIdentity(given, raw);
+      if (identity === null) continue;
+      if (identity.value !== raw) facts = byValue?.get(identity.value);
       if (facts !== undefined) {
         result[i] = facts;
       } else if (unknownValues?.has(identity.value) !== true) {
@@ -156,7 +174,7 @@ export class GateCache implements FactsSource {
         else missing.set(key, { identity, positions: [i] });
       }
     }
-    this.#hits += identities.length - missing.size;
+    this.#hits += recipients.length - missing.size;
     if (missing.size === 0) return result;
 
     this.#misses += missing.size;
@@ -172,8 +190,10 @@ export class GateCache implements FactsSource {
       index.facts.set(subjectId, facts);
       this.#subjects += 1;
       // Only identities the subject's own rows list: one that moved between the two reads stays unmapped and
-      // is looked up again next time.
+      // is looked up again next time. Only normal values: every write normalises (src/subjects), and a stored
+      // value that is not normal could never be looked up, so it must not be found as given either.
       for (const { kind, value } of facts.identities) {
+        if (normalizeIdentity(kind, value)?.value !== value) continue;
         let byValue = index.byIdentity.get(kind);
         if (byValue === undefined) index.byIdentity.set(kind, (byValue = new Map()));
         byValue.set(value, facts);

@@ -11,25 +11,16 @@
 import { z } from 'zod';
 import { CHANNELS, EMPTY_STATE } from '../domain/consent';
 import { AppError } from '../domain/errors';
-import { normalizeIdentity, type Identity } from '../domain/identity';
-import { decide, type Decision, type DecisionSettings } from '../rules/decide';
-import { PROFILES_VERSION, profileForCountry } from '../rules/profiles';
+import { type CountrySource, type Decision, type DecisionContext, type DecisionSettings, decideWithin, decisionContext } from '../rules/decide';
+import { type Audience, PROFILES_VERSION, profileForCountry } from '../rules/profiles';
 import type { Store } from '../store/database';
 import type { TenantSettings } from '../config/manifest';
 import type { Tenant } from '../tenants/tenants';
 import { audienceOf, b2bRuleOf, countryOf, databaseFacts, stateKey, type FactsSource } from './facts';
+import { isPlainRecipient, recipientSchema } from './recipient';
 
 /** Most recipients per request (issue 4 §8). */
 export const MAX_RECIPIENTS = 10_000;
-
-export const recipientSchema = z
-  .strictObject({
-    email: z.string().min(3).max(320).optional(),
-    phone: z.string().min(3).max(40).optional(),
-    shopifyCustomerId: z.union([z.string().regex(/^\d{1,20}$/), z.number().int().positive()]).optional(),
-    hubspotContactId: z.union([z.string().regex(/^\d{1,20}$/), z.number().int().positive()]).optional(),
-  })
-  .refine((r) => Object.values(r).filter((v) => v !== undefined).length === 1, 'give exactly one of email, phone, shopifyCustomerId, hubspotContactId');
 
 export const gateRequestSchema = z.strictObject({
   channel: z.enum(CHANNELS),
@@ -44,37 +35,14 @@ export const gateRequestSchema = z.strictObject({
   recipients: z.array(recipientSchema).min(1).max(MAX_RECIPIENTS, `at most ${MAX_RECIPIENTS} recipients per request`),
 });
 export type GateRequest = z.infer<typeof gateRequestSchema>;
-export type Recipient = GateRequest['recipients'][number];
 
 const envelopeSchema = gateRequestSchema.omit({ recipients: true });
-const RECIPIENT_FIELDS = new Set(['email', 'phone', 'shopifyCustomerId', 'hubspotContactId']);
-const ID_TEXT = /^\d{1,20}$/;
-
-/**
- * The recipients' fast path. Validating 10,000 recipients through zod costs about 0.28 µs each, most of a
- * decision's budget (bench:gate), because zod builds a result object per recipient. This check accepts only what
- * `recipientSchema` accepts, with every value a string (the common JSON form), and returns the recipient itself;
- * anything else (numbers for ids, an unknown field, a bad value) goes through zod, which then also words the
- * error. Equivalence is a property test (test/unit/gate/recipients.test.ts).
- */
-function plainRecipient(value: unknown): value is Recipient {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  const keys = Object.keys(value);
-  if (keys.length !== 1) return false;
-  const key = keys[0]!;
-  if (!RECIPIENT_FIELDS.has(key)) return false;
-  const text = (value as Record<string, unknown>)[key];
-  if (typeof text !== 'string') return false;
-  if (key === 'email') return text.length >= 3 && text.length <= 320;
-  if (key === 'phone') return text.length >= 3 && text.length <= 40;
-  return ID_TEXT.test(text);
-}
 
 /** Validate a request body; every problem is listed in one `bad_request`. */
 export function parseGateRequest(body: unknown): GateRequest {
   if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
     const { recipients, ...envelope } = body as Record<string, unknown>;
-    if (Array.isArray(recipients) && recipients.length >= 1 && recipients.length <= MAX_RECIPIENTS && recipients.every(plainRecipient)) {
+    if (Array.isArray(recipients) && recipients.length >= 1 && recipients.length <= MAX_RECIPIENTS && recipients.every(isPlainRecipient)) {
       const parsed = envelopeSchema.safeParse(envelope);
       if (parsed.success) return { ...parsed.data, recipients };
     }
@@ -94,16 +62,6 @@ export interface GateResponse {
   readonly results: readonly GateResult[];
 }
 
-/** The recipient's one identity, normalised; null when it cannot be one (decided as unknown). */
-export function identityOf(recipient: Recipient): Identity | null {
-  // Plain field checks, not a loop over a field table: this runs for every recipient of every batch.
-  if (recipient.email !== undefined) return normalizeIdentity('email', recipient.email);
-  if (recipient.phone !== undefined) return normalizeIdentity('phone', recipient.phone);
-  if (recipient.shopifyCustomerId !== undefined) return normalizeIdentity('shopify_customer', recipient.shopifyCustomerId);
-  if (recipient.hubspotContactId !== undefined) return normalizeIdentity('hubspot_contact', recipient.hubspotContactId);
-  return null;
-}
-
 function decisionSettings(settings: TenantSettings): DecisionSettings {
   return { doubleOptInCountries: settings.doubleOptInCountries, softOptInMaxMonths: settings.softOptInMaxMonths ?? null };
 }
@@ -118,8 +76,7 @@ export interface CheckOptions {
 /** Decide for every recipient, in order. `now` is the request time; `request.at` overrides the decision time. */
 export async function checkRecipients(store: Store, tenant: Tenant, request: GateRequest, now: Date, options: CheckOptions = {}): Promise<GateResponse> {
   const at = request.at ? new Date(request.at).toISOString() : now.toISOString();
-  const identities = request.recipients.map(identityOf);
-  const factsOf = await (options.facts ?? databaseFacts).resolve(store, tenant.id, identities);
+  const factsOf = await (options.facts ?? databaseFacts).resolve(store, tenant.id, request.recipients);
 
   // Consent state for the channel: the purpose's own row, else the `*` row, else nothing recorded.
   const ownKey = stateKey(request.channel, request.purpose);
@@ -130,11 +87,22 @@ export async function checkRecipients(store: Store, tenant: Tenant, request: Gat
   const decideOptions = { trace: options.explain === true };
   // Built once per batch: the jurisdiction of a recipient without a country of their own.
   const fallback = countryOf(undefined, shopCountry);
-  const results: GateResult[] = factsOf.map((facts) => {
-    const { country, source: countrySource } = facts?.country ?? fallback;
+  // One decision context per country fact and audience in this batch. Country facts are shared objects
+  // (facts.ts `countryFact`), so a batch meets few distinct ones and each lookup compares pointers.
+  const contexts = new Map<object, [DecisionContext | undefined, DecisionContext | undefined]>();
+  const contextOf = (placement: { country: string | null; source: CountrySource }, audience: Audience): DecisionContext => {
+    let pair = contexts.get(placement);
+    if (pair === undefined) contexts.set(placement, (pair = [undefined, undefined]));
+    const slot = audience === 'B2C' ? 0 : 1;
+    return (pair[slot] ??= decisionContext(profileForCountry(placement.country), request.channel, { country: placement.country, countrySource: placement.source, audience }, settings, at));
+  };
+  const results = new Array<GateResult>(factsOf.length);
+  for (let i = 0; i < factsOf.length; i++) {
+    const facts = factsOf[i];
+    const placement = facts?.country ?? fallback;
     const audience = audienceOf(facts, b2b);
     const consent = facts === undefined ? null : (facts.states.get(ownKey) ?? facts.states.get(anyKey) ?? EMPTY_STATE);
-    return decide({ consent, country, countrySource, audience }, profileForCountry(country), settings, request, at, decideOptions);
-  });
+    results[i] = decideWithin(contextOf(placement, audience), consent, settings, request, at, decideOptions);
+  }
   return { decidedAt: at, rulesVersion: PROFILES_VERSION, results };
 }

@@ -18,7 +18,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import type { NewConsentEvent } from '../domain/consent';
 import { AppError } from '../domain/errors';
-import { normalizeIdentity, type Identity } from '../domain/identity';
+import type { Identity } from '../domain/identity';
 import { appendInTransaction } from '../ledger/ledger';
 import type { Clock, IdGenerator } from '../ports';
 import type { RouteModule } from '../server/app';
@@ -27,6 +27,7 @@ import { resolveAndUnite } from '../subjects/merge';
 import type { Tenant } from '../tenants/tenants';
 import { readGateRequest } from './routes';
 import { gateRequestSchema } from './gate';
+import { identityOf } from './recipient';
 
 export const GATE_OBJECTION_PATH = '/api/v1/gate/objection';
 
@@ -87,14 +88,6 @@ export interface ObjectionResponse {
   /** The `Idempotency-Key` was used before: nothing was appended and `results` is empty. */
   readonly duplicate: boolean;
   readonly results: readonly ObjectionResult[];
-}
-
-function identityOf(recipient: Recipient): Identity | null {
-  if (recipient.email !== undefined) return normalizeIdentity('email', recipient.email);
-  if (recipient.phone !== undefined) return normalizeIdentity('phone', recipient.phone);
-  if (recipient.shopifyCustomerId !== undefined) return normalizeIdentity('shopify_customer', recipient.shopifyCustomerId);
-  if (recipient.hubspotContactId !== undefined) return normalizeIdentity('hubspot_contact', recipient.hubspotContactId);
-  return null;
 }
 
 /**

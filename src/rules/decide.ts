@@ -117,7 +117,7 @@ function child<K, K2, V>(map: Map<K, Map<K2, V>>, key: K): Map<K2, V> {
   return value;
 }
 
-function jurisdictionOf(profile: JurisdictionProfile, channel: RuleChannel, subject: SubjectForDecision, dated: DatedRule): Jurisdiction {
+function jurisdictionOf(profile: JurisdictionProfile, channel: RuleChannel, subject: Omit<SubjectForDecision, 'consent'>, dated: DatedRule): Jurisdiction {
   const byCountry = child(child(child(jurisdictions, profile), dated), subject.audience);
   // Countries come from stored data; a bound keeps a stream of odd values from growing the map without end.
   if (byCountry.size > 1000) byCountry.clear();
@@ -174,6 +174,26 @@ function check(conditions: Condition[] | null, name: string, passed: boolean, de
   return passed;
 }
 
+/**
+ * An untraced decision (the gate's plain answers). A class, not an object literal: V8 records where object
+ * literals are allocated and, once most objects from one place have outlived a young-generation collection,
+ * allocates every later one there straight in the old generation ("pretenuring"). A gate batch keeps its 10,000
+ * answers until it replies, and a cold batch waits on the database meanwhile, so the answers' literal was soon
+ * pretenured, and then each short-lived answer could only be freed by a full mark-compact: about a fifth of the
+ * gate's time in bench:gate. Instances of a class are not tracked this way (nor are lists made by `new Array()`,
+ * used for the soft opt-in evidence below). Same fields, same order, same JSON.
+ */
+class PlainDecision implements Decision {
+  constructor(
+    readonly allowed: boolean,
+    readonly basis: LegalBasis | null,
+    readonly reason: Reason,
+    readonly jurisdiction: Jurisdiction,
+    readonly validUntil: string | null,
+    readonly evidence: readonly string[],
+  ) {}
+}
+
 function outcome(
   conditions: Condition[] | null,
   jurisdiction: Jurisdiction,
@@ -183,7 +203,7 @@ function outcome(
   validUntil: string | null,
   evidence: readonly string[],
 ): Decision {
-  return conditions !== null ? { allowed, basis, reason, jurisdiction, validUntil, evidence, conditions } : { allowed, basis, reason, jurisdiction, validUntil, evidence };
+  return conditions !== null ? { allowed, basis, reason, jurisdiction, validUntil, evidence, conditions } : new PlainDecision(allowed, basis, reason, jurisdiction, validUntil, evidence);
 }
 
 const NO_EVIDENCE: readonly string[] = Object.freeze([]);
@@ -196,9 +216,55 @@ function unscreened(registers: readonly string[], cleared: readonly string[] | u
   return registers.filter((r) => !(cleared ?? []).includes(r));
 }
 
+/**
+ * What a decision needs besides the subject's consent: the rule in force for the channel and audience at the
+ * decision time, the shared jurisdiction block and whether double opt-in is expected there. It depends only on
+ * (country, country source, audience) for a given request, tenant and time, so the gate builds it once per
+ * distinct combination in a batch (`decideWithin`) instead of once per recipient; `decide` builds it every time.
+ */
+export interface DecisionContext {
+  /** The channel as the rules know it, or null when no row covers it (blocked as `channel_not_covered`). */
+  readonly coveredChannel: RuleChannel | null;
+  readonly rule: DatedRule['rule'];
+  readonly jurisdiction: Jurisdiction;
+  /** R5: the profile expects double opt-in (DEFACTO), or the merchant does for this country. */
+  readonly doubleOptInExpected: boolean;
+}
+
+/** The context of a decision for a subject placed in `country` with `audience`, at `now` (ISO-8601). */
+export function decisionContext(
+  profile: JurisdictionProfile,
+  channel: string,
+  placement: Omit<SubjectForDecision, 'consent'>,
+  settings: DecisionSettings,
+  now: string,
+): DecisionContext {
+  const coveredChannel = ruleChannelOf(channel);
+  const ruleChannel: RuleChannel = coveredChannel ?? 'email';
+  const dated = ruleAt(profile, ruleChannel, placement.audience, now);
+  const doubleOptInExpected = dated.rule.doubleOptIn === 'DEFACTO' || (placement.country !== null && settings.doubleOptInCountries.includes(placement.country));
+  return { coveredChannel, rule: dated.rule, jurisdiction: jurisdictionOf(profile, ruleChannel, placement, dated), doubleOptInExpected };
+}
+
 export function decide(
   subject: SubjectForDecision,
   profile: JurisdictionProfile,
+  settings: DecisionSettings,
+  request: DecisionRequest,
+  now: string,
+  options: DecideOptions = {},
+): Decision {
+  return decideWithin(decisionContext(profile, request.channel, subject, settings, now), subject.consent, settings, request, now, options);
+}
+
+/**
+ * `decide` with its context already built (`decisionContext` with the same profile, channel, subject placement,
+ * settings and time) and the subject's consent state (null: unknown recipient). The gate's batches share one
+ * context among the recipients of a country, source and audience.
+ */
+export function decideWithin(
+  context: DecisionContext,
+  state: ConsentState | null,
   settings: DecisionSettings,
   request: DecisionRequest,
   now: string,
@@ -208,14 +274,9 @@ export function decide(
   // Traced: every check with its detail. Untraced (the gate's plain answers): no record, and the detail text
   // is never built (`trace && …` short-circuits), so a decision allocates little beyond its result.
   const conditions: Condition[] | null = trace ? [] : null;
-  const coveredChannel = ruleChannelOf(request.channel);
-  const ruleChannel: RuleChannel = coveredChannel ?? 'email';
-  const dated = ruleAt(profile, ruleChannel, subject.audience, now);
-  const rule = dated.rule;
-  const jurisdiction = jurisdictionOf(profile, ruleChannel, subject, dated);
+  const { coveredChannel, rule, jurisdiction, doubleOptInExpected } = context;
 
   if (!check(conditions, 'channel_covered', coveredChannel !== null, trace && `channel ${request.channel}`)) return outcome(conditions, jurisdiction, false, 'channel_not_covered', null, null, NO_EVIDENCE);
-  const state = subject.consent;
   if (state === null) {
     check(conditions, 'recipient_known', false, trace && 'no subject with this identity');
     return outcome(conditions, jurisdiction, false, 'unknown_recipient', null, null, NO_EVIDENCE);
@@ -232,7 +293,6 @@ export function decide(
   // R0 (3): valid consent (R1, R2, R3, R5).
   let consentFailure: BlockReason | null = null;
   if (state.status === 'granted' && state.basis !== 'soft_opt_in') {
-    const doubleOptInExpected = rule.doubleOptIn === 'DEFACTO' || (subject.country !== null && settings.doubleOptInCountries.includes(subject.country));
     const confirmed = state.confirmedAt !== null || state.optInLevel === 'confirmed_opt_in';
     const end = earliest(state.validUntil, state.grantedAt ? validityEnd(rule.consentValidity, state.grantedAt) : null);
     if (!check(conditions, 'double_opt_in', !doubleOptInExpected || confirmed, trace && (doubleOptInExpected ? (confirmed ? 'confirmed' : 'expected here, no confirmation recorded') : 'not expected'))) {
@@ -262,7 +322,8 @@ export function decide(
     const expired: string[] | null = trace ? [] : null;
     let missingCount = 0;
     let expiredCount = 0;
-    const evidence: string[] = [];
+    // A constructor call, not a literal: see PlainDecision (one list per soft opt-in answer).
+    const evidence = new Array<string>();
     let end: string | null = null;
     for (const category of request.categories) {
       const grant = state.softOptIn[category];

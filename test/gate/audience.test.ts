@@ -48,7 +48,7 @@ describe.each(testDialects())('B2B by customer tag on %s', (dialect) => {
   it('a tag in the list (any case) makes the customer B2B; a newer payload without it, B2C; an older one changes nothing', async () => {
     await deliver('customers/create', customer('2026-05-01T10:00:00+02:00', { tags: '' }));
     expect(await audience()).toBe('B2C');
-    await cache.resolve(store, tenant.id, [{ kind: 'email', value: 'buyer@example.com' }]); // warm
+    await cache.resolve(store, tenant.id, [{ email: 'buyer@example.com' }]); // warm
 
     await deliver('customers/update', customer('2026-05-02T10:00:00+02:00', { tags: 'VIP, wholesale' }));
     expect(await audience()).toBe('B2B');

@@ -42,3 +42,25 @@ describe('email normalisation fast path', () => {
     expect(isNormalEmail(raw)).toBe(expected);
   });
 });
+
+describe('normalisation is idempotent', () => {
+  // The gate cache relies on it (src/gate/cache.ts): it looks a recipient's value up as given, and only normal
+  // values are in its index, so a value found as given must be what normalising it would give.
+  const phoneish = fc.array(fc.constantFrom('+', '0', '1', '4', '9', ' ', '(', ')', '-', '.', '/', 'x'), { maxLength: 20 }).map((chars) => chars.join(''));
+  const idish = fc.oneof(fc.stringMatching(/^\s?\d{1,22}\s?$/), fc.nat().map((n) => `gid://shopify/Customer/${n}`), fc.string());
+  const cases = fc.oneof(
+    fc.tuple(fc.constant('email' as const), fc.oneof(emailish, fc.string(), fc.emailAddress())),
+    fc.tuple(fc.constant('phone' as const), fc.oneof(phoneish, fc.string())),
+    fc.tuple(fc.constantFrom('shopify_customer' as const, 'hubspot_contact' as const), idish),
+  );
+
+  it('normalising a normal value gives it back, for every kind', () => {
+    fc.assert(
+      fc.property(cases, ([kind, raw]) => {
+        const once = normalizeIdentity(kind, raw);
+        if (once !== null) expect(normalizeIdentity(kind, once.value)).toEqual(once);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+});
