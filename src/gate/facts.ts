@@ -57,7 +57,7 @@ export class StateTable implements Pick<ReadonlyMap<string, ConsentState>, 'get'
   }
 }
 
-/** Facts per input identity, in input order; undefined for an unknown (or null) identity. */
+/** Facts per recipient, in input order; undefined for an unknown recipient or one whose identity cannot be normalised. */
 export type ResolvedFacts = ReadonlyArray<SubjectFacts | undefined>;
 
 /**

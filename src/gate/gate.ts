@@ -1,7 +1,8 @@
 /**
  * The send gate (issue 4 §8, §10): decisions for up to 10,000 recipients of one campaign, from local state only
  * (no outbound call). Each recipient is looked up by one identity, its consent state for the channel and purpose
- * read from the projection, its jurisdiction and audience resolved, and `decide` applied.
+ * read from the projection, its jurisdiction and audience resolved, and `decideWithin` applied with the batch's
+ * context for that country and audience (the same answer as `decide`, built once per combination).
  *
  * Jurisdiction (issue 4 §2): country of the customer's default address, else of the newest paid order's billing
  * address, else the shop's country (setting `shopCountry`), else none (EU default profile). Audience: B2B when

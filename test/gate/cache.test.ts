@@ -180,6 +180,35 @@ describe.each(testDialects())('gate cache on %s', (dialect) => {
     );
   });
 
+  it('decides a batch mixing countries, B2B and B2C of one country, and single and confirmed opt-ins as one by one', async () => {
+    // B2B by email domain; DE expects double opt-in (law.md, and the default setting), so a single opt-in there
+    // is refused: the batch's shared contexts must keep audiences and countries apart.
+    const b2bTenant: Tenant = { ...tenant, settings: { ...tenant.settings, b2b: { companyOnAddress: false, customerTags: [], emailDomains: ['corp.example'] }, doubleOptInCountries: ['DE', 'AT'] } };
+    const single: SubjectlessEvent = { ...grant, evidence: { affirmative: true, capturePoint: 'checkout', optInLevel: 'single_opt_in' } };
+    const people = [
+      { id: '501', email: 'ada@corp.example', country: 'DE', event: single },
+      { id: '502', email: 'bea@home.example', country: 'DE', event: single },
+      { id: '503', email: 'cem@corp.example', country: 'DE', event: grant },
+      { id: '504', email: 'dan@home.example', country: 'FR', event: single },
+      { id: '505', email: 'eva@corp.example', country: 'FR', event: single },
+      { id: '506', email: 'fay@home.example', country: null, event: single },
+    ];
+    for (const p of people) {
+      await apply([{ kind: 'consent', identities: [customer(p.id), email(p.email)], events: [p.event] }]);
+      await apply([{ kind: 'identify', identities: [customer(p.id)], profile: { country: p.country, company: null, sourceUpdatedAt: '2026-06-01T00:00:00.000Z' } }]);
+    }
+    const recipients = [...people, ...people].map((p) => ({ email: p.email }));
+    const checkAs = (facts: GateCache | undefined, list: typeof recipients) =>
+      checkRecipients(store, b2bTenant, parseGateRequest({ channel: 'email', recipients: list }), h.clock.now(), facts ? { facts } : {});
+    const batch = await checkAs(new GateCache(), recipients);
+    const alone = [];
+    for (const recipient of recipients) alone.push(...(await checkAs(undefined, [recipient])).results);
+    expect(batch.results).toEqual(alone);
+    const audiences = batch.results.slice(0, people.length).map((r) => `${r.jurisdiction.country}/${r.jurisdiction.audience}`);
+    expect(audiences).toEqual(['DE/B2B', 'DE/B2C', 'DE/B2B', 'FR/B2C', 'FR/B2B', 'null/B2C']);
+    expect(batch.results.slice(0, 3).map((r) => r.reason)).toEqual(['double_opt_in_missing', 'double_opt_in_missing', 'consent']);
+  });
+
   it('finds no one by a stored identity value that is not normal, as the database lookup finds no one', async () => {
     // Every write normalises; a row written otherwise (by hand, or by an older normalisation) can never be looked
     // up, so the cache's as-given lookup must not find it either, even with its subject loaded.
