@@ -4,11 +4,13 @@
  *
  * - Idempotent by source delivery: the delivery key is inserted first (UNIQUE); a repeat appends nothing.
  * - Never forks: every append locks the tenant's chain head (PostgreSQL row lock; SQLite write lock).
- * - The projection of each touched (subject, channel) is recomputed from all its events with the pure fold, so
- *   an out-of-order arrival gives exactly what `ledger rebuild` gives.
+ * - The projection of each touched (subject, channel) is what the pure fold of all its events gives, so an
+ *   out-of-order arrival gives exactly what `ledger rebuild` gives. Events later than everything already folded
+ *   (the usual case) are applied to the stored rows (`extendProjection`); any other append refolds the history.
  */
 import type { Kysely, Transaction } from 'kysely';
 import {
+  ALL_PURPOSES,
   CHANNELS,
   EVENT_KINDS,
   EVENT_SOURCES,
@@ -22,7 +24,7 @@ import {
   type NewConsentEvent,
 } from '../domain/consent';
 import { AppError } from '../domain/errors';
-import { projectChannel } from '../domain/fold';
+import { appliesToPurpose, applyEvent, compareEvents, projectChannel } from '../domain/fold';
 import { isIsoTimestamp } from '../domain/time';
 import type { Clock, IdGenerator } from '../ports';
 import type { Dialect, Store } from '../store/database';
@@ -102,7 +104,7 @@ export function rowToEvent(row: ConsentEventTable): ConsentEvent {
   };
 }
 
-/** Projection rows for one (subject, channel) from all its events: the only way rows are computed. */
+/** Projection rows for one (subject, channel) from all its events: their definition (`ledger rebuild` uses it; `extendProjection` gives the same rows from the stored ones). */
 export function projectionRows(tenantId: string, subjectId: string, channel: string, rows: readonly ConsentEventTable[]): ConsentCurrentTable[] {
   const lastSeq = rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0);
   const states = projectChannel(rows.map(rowToEvent));
@@ -117,6 +119,56 @@ export function projectionRows(tenantId: string, subjectId: string, channel: str
     last_event_at: state.lastEventAt,
     last_seq: lastSeq,
   }));
+}
+
+/**
+ * The projection rows after `added` (new rows of one subject and channel, after every stored one in seq) are
+ * appended to a history whose rows are `current`, without reading that history: the fold orders events by
+ * `occurredAt` (domain/fold.ts rule 1), so when every added event is strictly later than every event already
+ * folded into each row it bears on (a row's `lastEventAt` is the latest `occurredAt` folded into it), folding all
+ * events equals applying the added ones, in order, to the stored state. Null when that does not hold (an event
+ * as old as or older than the row's last, at an equal time the tie-break would need the folded events, or a
+ * purpose without a row yet), or a row cannot be read: the caller then refolds from all events. Equal to
+ * `projectionRows` of the whole history (property test, test/unit/ledger/extend-projection.test.ts); per append
+ * it costs the touched rows, not the history (a fold of all events grew with every event: 0.9 ms per append at 10
+ * events, 6 ms at 1,000).
+ */
+export function extendProjection(current: readonly ConsentCurrentTable[], added: readonly ConsentEventTable[]): ConsentCurrentTable[] | null {
+  if (current.length === 0 || added.length === 0 || !current.some((row) => row.purpose === ALL_PURPOSES)) return null;
+  const purposes = new Set(current.map((row) => row.purpose));
+  const events = added.map(rowToEvent).sort(compareEvents);
+  if (events.some((event) => !purposes.has(event.purpose))) return null;
+  const lastSeq = added.reduce((max, r) => Math.max(max, Number(r.seq)), Math.max(...current.map((row) => Number(row.last_seq))));
+  const extended: ConsentCurrentTable[] = [];
+  for (const row of current) {
+    let state: ConsentState;
+    try {
+      state = JSON.parse(row.state) as ConsentState;
+    } catch {
+      return null;
+    }
+    if (state === null || typeof state !== 'object') return null;
+    // Against the stored state's last, not the running one: added events at equal times among themselves are in
+    // the fold's order already (sorted above).
+    const storedLast = state.lastEventAt;
+    for (const event of events) {
+      if (!appliesToPurpose(event.purpose, row.purpose)) continue;
+      if (storedLast !== null && !(event.occurredAt > storedLast)) return null;
+      state = applyEvent(state, event);
+    }
+    extended.push({
+      tenant_id: row.tenant_id,
+      subject_id: row.subject_id,
+      channel: row.channel,
+      purpose: row.purpose,
+      status: state.status,
+      basis: state.basis,
+      state: canonicalJson(state),
+      last_event_at: state.lastEventAt,
+      last_seq: lastSeq,
+    });
+  }
+  return extended;
 }
 
 /**
@@ -183,9 +235,11 @@ export async function appendInTransaction(
   const touched = new Map<string, { subjectId: string; channel: string }>();
   for (const row of rows) touched.set(`${row.subject_id}\u0000${row.channel}`, { subjectId: row.subject_id, channel: row.channel });
   const statesAfter = new Map<string, ConsentState>();
+  const firstSeq = rows[0]!.seq;
   for (const { subjectId, channel } of touched.values()) {
-    const all = await repo.eventsOfSubjectChannel(trx, dialect, request.tenantId, subjectId, channel);
-    const projected = projectionRows(request.tenantId, subjectId, channel, all);
+    const projected =
+      (await extendedProjection(trx, dialect, request.tenantId, subjectId, channel, firstSeq, rows)) ??
+      projectionRows(request.tenantId, subjectId, channel, await repo.eventsOfSubjectChannel(trx, dialect, request.tenantId, subjectId, channel));
     await repo.replaceProjection(trx, dialect, request.tenantId, subjectId, channel, projected);
     for (const row of projected) statesAfter.set(`${subjectId}\u0000${channel}\u0000${row.purpose}`, JSON.parse(row.state) as ConsentState);
   }
@@ -200,6 +254,29 @@ export async function appendInTransaction(
   const writes = planWrites(request.tenantId, { purposes: settings.purposes ?? [] }, appended, (subjectId, channel, purpose) => statesAfter.get(`${subjectId}\u0000${channel}\u0000${purpose}`), seq);
   await enqueueInTransaction(trx, dialect, deps, writes);
   return { duplicate: false, events: appended };
+}
+
+/**
+ * `extendProjection` for one subject and channel of an append whose rows start at `firstSeq`, when the stored rows
+ * are those of every event before it (their `last_seq` is the last such event's seq); null otherwise.
+ */
+async function extendedProjection(
+  trx: Transaction<Database>,
+  dialect: Dialect,
+  tenantId: string,
+  subjectId: string,
+  channel: string,
+  firstSeq: number,
+  appended: readonly ConsentEventTable[],
+): Promise<ConsentCurrentTable[] | null> {
+  const current = await repo.projectionOfSubjectChannel(trx, dialect, tenantId, subjectId, channel);
+  if (current.length === 0) return null;
+  const lastStored = await repo.lastSeqBefore(trx, dialect, tenantId, subjectId, channel, firstSeq);
+  if (lastStored === null || current.some((row) => Number(row.last_seq) !== lastStored)) return null;
+  return extendProjection(
+    current,
+    appended.filter((row) => row.subject_id === subjectId && row.channel === channel),
+  );
 }
 
 /** Append in a transaction of its own. */

@@ -111,6 +111,36 @@ export async function eventsOfSubjectChannel(db: Db, dialect: Dialect, tenantId:
   return (await selectSubjectChannelEvents.execute(db, dialect, { tenantId, subjectId, channel })).rows;
 }
 
+const selectSubjectChannelProjection = new PrecompiledQuery(['tenantId', 'subjectId', 'channel'], (db, a) =>
+  db
+    .selectFrom('consent_current')
+    .selectAll()
+    .where('tenant_id', '=', a.tenantId as string)
+    .where('subject_id', '=', a.subjectId as string)
+    .where('channel', '=', a.channel as string),
+);
+
+/** The projection rows of one subject and channel, as stored. */
+export async function projectionOfSubjectChannel(db: Db, dialect: Dialect, tenantId: string, subjectId: string, channel: string): Promise<ConsentCurrentTable[]> {
+  return (await selectSubjectChannelProjection.execute(db, dialect, { tenantId, subjectId, channel })).rows;
+}
+
+const selectLastSeqBefore = new PrecompiledQuery(['tenantId', 'subjectId', 'channel', 'beforeSeq'], (db, a) =>
+  db
+    .selectFrom('consent_event')
+    .select((eb) => eb.fn.max('seq').as('last_seq'))
+    .where('tenant_id', '=', a.tenantId as string)
+    .where('subject_id', '=', a.subjectId as string)
+    .where('channel', '=', a.channel as string)
+    .where('seq', '<', a.beforeSeq as number),
+);
+
+/** The last seq of one subject's events on a channel before `beforeSeq` (an index seek), or null when there are none. */
+export async function lastSeqBefore(db: Db, dialect: Dialect, tenantId: string, subjectId: string, channel: string, beforeSeq: number): Promise<number | null> {
+  const row = (await selectLastSeqBefore.execute(db, dialect, { tenantId, subjectId, channel, beforeSeq })).rows[0];
+  return row?.last_seq === null || row?.last_seq === undefined ? null : Number(row.last_seq);
+}
+
 /** A page of the chain in order, for verification (keyset pagination on seq). */
 export async function eventPage(db: Db, tenantId: string, afterSeq: number, limit: number): Promise<ConsentEventTable[]> {
   return db.selectFrom('consent_event').selectAll().where('tenant_id', '=', tenantId).where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
