@@ -21,6 +21,15 @@ import {
   type SoftOptInGrant,
 } from './consent';
 
+/**
+ * The version of what a history folds to. Bump it with any change to `applyEvent`, `foldConsent` or
+ * `compareEvents` that can change a state: projection rows record the version that computed them, and an append
+ * extends stored rows only when they carry the current one (src/ledger/ledger.ts `extendProjection`), so rows
+ * folded by an older version are refolded on their next append instead of carried forward (`ledger rebuild`
+ * refolds them all at once). test/unit/domain/fold-version.test.ts fails when fold outputs change and this does not.
+ */
+export const FOLD_VERSION = 1;
+
 /** Tie-break rank at equal `occurredAt`: grants first, then confirmations, expiries, and restrictive last. */
 const KIND_RANK: Readonly<Record<EventKind, number>> = {
   grant: 0,

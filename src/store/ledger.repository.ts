@@ -168,7 +168,7 @@ const deleteSubjectChannelProjection = new PrecompiledQuery(['tenantId', 'subjec
     .where('channel', '=', a.channel as string),
 );
 
-const PROJECTION_COLUMNS = ['tenant_id', 'subject_id', 'channel', 'purpose', 'status', 'basis', 'state', 'last_event_at', 'last_seq'] as const satisfies ReadonlyArray<keyof ConsentCurrentTable>;
+const PROJECTION_COLUMNS = ['tenant_id', 'subject_id', 'channel', 'purpose', 'status', 'basis', 'state', 'last_event_at', 'last_seq', 'fold_version'] as const satisfies ReadonlyArray<keyof ConsentCurrentTable>;
 const insertProjectionRow = new PrecompiledQuery(PROJECTION_COLUMNS, (db, row) => db.insertInto('consent_current').values(row as unknown as ConsentCurrentTable));
 
 export async function replaceProjection(

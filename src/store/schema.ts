@@ -91,6 +91,8 @@ export interface ConsentCurrentTable {
   last_event_at: string | null;
   /** Highest ledger seq folded into this row. */
   last_seq: number;
+  /** `FOLD_VERSION` of the fold that computed the row; null for rows written before versions were recorded. */
+  fold_version: number | null;
 }
 
 /**

@@ -438,6 +438,16 @@ const profileTags: Migration = {
   },
 };
 
+/**
+ * The fold version behind each projection row (src/domain/fold.ts `FOLD_VERSION`): an append extends stored rows
+ * only when they were computed by the running fold; older rows (null here) are refolded on their next append.
+ */
+const projectionFoldVersion: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('consent_current').addColumn('fold_version', 'integer').execute();
+  },
+};
+
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
@@ -454,6 +464,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0012_sync_cursors': syncCursors,
     '0013_outbox_platform_claims': outboxPlatformClaims,
     '0014_profile_tags': profileTags,
+    '0015_projection_fold_version': projectionFoldVersion,
   };
 }
 

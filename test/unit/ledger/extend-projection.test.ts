@@ -20,6 +20,12 @@ interface Draft {
   readonly optIn: string | undefined;
   readonly categories: string[];
   readonly source: string;
+  /** Evidence that makes expiries bite: a stored end, the grant an expiry names, an order. */
+  readonly validUntilDay?: number | undefined;
+  readonly grantedAtDay?: number | undefined;
+  readonly orderId?: string | undefined;
+  /** Ids need not follow seq order (they come from the id generator): a random suffix. */
+  readonly idSalt?: number;
 }
 
 const arbDraft = (days: fc.Arbitrary<number>, purposes: readonly string[]): fc.Arbitrary<Draft> =>
@@ -31,6 +37,10 @@ const arbDraft = (days: fc.Arbitrary<number>, purposes: readonly string[]): fc.A
     optIn: fc.constantFrom(undefined, 'single_opt_in', 'confirmed_opt_in'),
     categories: fc.subarray(['footwear', 'insurance'], { minLength: 1 }),
     source: fc.constantFrom('shopify', 'hubspot', 'system'),
+    validUntilDay: fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }),
+    grantedAtDay: fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }),
+    orderId: fc.option(fc.constantFrom('o1', 'o2'), { nil: undefined }),
+    idSalt: fc.nat(9999),
   });
 
 /** Ledger rows in seq order from drafts (ids unique, as the ledger guarantees). */
@@ -38,7 +48,7 @@ function rows(drafts: readonly Draft[], firstSeq = 1): ConsentEventTable[] {
   return drafts.map((d, i) => ({
     tenant_id: 't1',
     seq: firstSeq + i,
-    id: `e${String(firstSeq + i).padStart(4, '0')}`,
+    id: `${String(d.idSalt ?? 0).padStart(4, '0')}-${firstSeq + i}`,
     subject_id: 's1',
     channel: 'email',
     purpose: d.purpose,
@@ -52,6 +62,9 @@ function rows(drafts: readonly Draft[], firstSeq = 1): ConsentEventTable[] {
       ...(d.affirmative ? { affirmative: true, capturePoint: 'checkout' } : {}),
       ...(d.optIn ? { optInLevel: d.optIn } : {}),
       ...(d.kind.startsWith('soft_opt_in') ? { categories: d.categories } : {}),
+      ...(d.validUntilDay !== undefined ? { validUntil: day(d.validUntilDay) } : {}),
+      ...(d.grantedAtDay !== undefined ? { grantedAt: day(d.grantedAtDay) } : {}),
+      ...(d.orderId !== undefined ? { orderId: d.orderId } : {}),
     }),
     prev_hash: '',
     hash: '',
@@ -64,6 +77,7 @@ const byPurpose = (list: readonly ConsentCurrentTable[]): ConsentCurrentTable[] 
 describe('extendProjection', () => {
   it('whenever it answers, answers exactly as a refold of the whole history, for any split of any history', () => {
     let answered = 0;
+    const statuses = new Set<string>();
     fc.assert(
       fc.property(fc.array(arbDraft(fc.integer({ min: 1, max: 8 }), PURPOSES), { minLength: 1, maxLength: 14 }), fc.nat(), (drafts, cut) => {
         const all = rows(drafts);
@@ -72,10 +86,13 @@ describe('extendProjection', () => {
         if (extended === null) return;
         answered += 1;
         expect(byPurpose(extended)).toEqual(byPurpose(project(all)));
+        for (const row of extended) statuses.add(row.status);
       }),
       { numRuns: 5000 },
     );
     expect(answered).toBeGreaterThan(100);
+    // The histories reach every status, expiries included, on the extended path.
+    expect([...statuses].sort()).toEqual(['erased', 'expired', 'granted', 'none', 'pending', 'withdrawn']);
   });
 
   it('answers for appends later than everything stored, with known purposes, and matches the refold', () => {
