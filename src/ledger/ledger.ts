@@ -108,18 +108,27 @@ export function rowToEvent(row: ConsentEventTable): ConsentEvent {
 export function projectionRows(tenantId: string, subjectId: string, channel: string, rows: readonly ConsentEventTable[]): ConsentCurrentTable[] {
   const lastSeq = rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0);
   const states = projectChannel(rows.map(rowToEvent));
-  return [...states].map(([purpose, state]) => ({
-    tenant_id: tenantId,
-    subject_id: subjectId,
-    channel,
-    purpose,
+  return [...states].map(([purpose, state]) => projectionRow({ tenantId, subjectId, channel, purpose }, state, lastSeq));
+}
+
+/** The stored form of one projection state, computed by the running fold. */
+function projectionRow(
+  at: { readonly tenantId: string; readonly subjectId: string; readonly channel: string; readonly purpose: string },
+  state: ConsentState,
+  lastSeq: number,
+): ConsentCurrentTable {
+  return {
+    tenant_id: at.tenantId,
+    subject_id: at.subjectId,
+    channel: at.channel,
+    purpose: at.purpose,
     status: state.status,
     basis: state.basis,
     state: canonicalJson(state),
     last_event_at: state.lastEventAt,
     last_seq: lastSeq,
     fold_version: FOLD_VERSION,
-  }));
+  };
 }
 
 /**
@@ -160,18 +169,7 @@ export function extendProjection(current: readonly ConsentCurrentTable[], added:
       if (storedLast !== null && !(event.occurredAt > storedLast)) return null;
       state = applyEvent(state, event);
     }
-    extended.push({
-      tenant_id: row.tenant_id,
-      subject_id: row.subject_id,
-      channel: row.channel,
-      purpose: row.purpose,
-      status: state.status,
-      basis: state.basis,
-      state: canonicalJson(state),
-      last_event_at: state.lastEventAt,
-      last_seq: lastSeq,
-      fold_version: FOLD_VERSION,
-    });
+    extended.push(projectionRow({ tenantId: row.tenant_id, subjectId: row.subject_id, channel: row.channel, purpose: row.purpose }, state, lastSeq));
   }
   return extended;
 }

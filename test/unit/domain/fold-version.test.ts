@@ -1,8 +1,8 @@
 /**
  * A tripwire for `FOLD_VERSION` (src/domain/fold.ts): stored projection rows are extended by later appends only
  * when they carry the running fold's version, so a change to what histories fold to must bump it. This test folds
- * a fixed set of pseudo-random histories (its own seeded generator, independent of any library) and compares a
- * hash of the results with the one recorded for the current version.
+ * a fixed set of pseudo-random histories (the simulators' seeded mulberry32, independent of any library) and
+ * compares a hash of the results with the one recorded for the current version.
  *
  * If it fails after you changed the fold on purpose: bump FOLD_VERSION and record the new hash here.
  */
@@ -10,25 +10,14 @@ import { createHash } from 'node:crypto';
 import { EVENT_KINDS, type ConsentEvent } from '../../../src/domain/consent';
 import { FOLD_VERSION, projectChannel } from '../../../src/domain/fold';
 import { canonicalJson } from '../../../src/ledger/chain';
+import { seededRandom } from '../../../simulators/hubspot/random';
 
 const RECORDED: Readonly<Record<number, string>> = {
   1: '70068c7bc90d22fd6125d18ea6dd6baa44905d77bf43956ef61e454144981bdf',
 };
 
-/** mulberry32: a small deterministic generator, so the histories never change with a library. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function histories(count: number): ConsentEvent[][] {
-  const random = generator(20261124);
+  const random = seededRandom(20261124);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const day = (): string => new Date(Date.UTC(2026, 0, 1 + Math.floor(random() * 10))).toISOString();
   const out: ConsentEvent[][] = [];
