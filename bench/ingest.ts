@@ -10,6 +10,8 @@
  * Every request carries a new X-Shopify-Webhook-Id and a valid HMAC, so each one is verified and commits a new
  * inbox row (durable: SQLite WAL with synchronous=FULL, PostgreSQL synchronous_commit=on).
  * Targets (issue 3): throughput ≥ 40% of bare Koa; p99 ack latency < 25 ms at 500 requests/s. Reported, not asserted.
+ * Also reported where /proc exists (Linux): the server process's CPU per request in the saturation phase (all its
+ * threads: the SQLite write thread and the in-process worker included; PostgreSQL's own processes not).
  *
  * Options: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50), BENCH_RATE (default 500), BENCH_PASSES
  * (default 3), BENCH_RUN_WORKER (default true), BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
@@ -36,7 +38,22 @@ const BIN = path.join(ROOT, 'bin', 'consent-bridge.js');
 
 interface Server {
   readonly url: string;
+  /** CPU time the server process has used so far (all its threads), in µs; null where /proc is not available. */
+  cpuMicros(): number | null;
   stop(): Promise<void>;
+}
+
+/** User + system CPU of a process from /proc/<pid>/stat (Linux), in µs; null elsewhere or once it has exited. */
+function processCpuMicros(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    // Fields after the command name (which may hold spaces, hence the last ')'): utime and stime are the 12th and
+    // 13th, in clock ticks (100 per second on Linux).
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').pop()!.trim().split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return null;
+  }
 }
 
 function launch(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Server> {
@@ -52,7 +69,7 @@ function launch(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Se
         // A process that already exited (crashed mid-phase) must not leave `stop` waiting for an exit event gone by.
         const stop = (): Promise<void> =>
           child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((done) => (child.once('exit', () => done()), child.kill('SIGTERM')));
-        resolve({ url, stop });
+        resolve({ url, stop, cpuMicros: () => processCpuMicros(child.pid) });
       }
     };
     child.stdout!.on('data', onData);
@@ -86,6 +103,10 @@ function signedRequest(): { body: string; headers: Record<string, string> } {
 
 interface Figures {
   readonly rps: number;
+  /** Requests answered in the phase. */
+  readonly requests: number;
+  /** Server CPU per request during the phase (µs, all threads), when measured. */
+  readonly cpuPerRequest?: number | null;
   readonly p50: number;
   readonly p99: number;
   readonly non2xx: number;
@@ -108,7 +129,7 @@ async function fire(url: string, rate?: number, seconds = SECONDS): Promise<Figu
       },
     ],
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors }; // autocannon's `errors` already counts timeouts
+  return { rps: result.requests.average, requests: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors }; // autocannon's `errors` already counts timeouts
 }
 
 async function postgresTarget(): Promise<{ url: string; drop: () => Promise<void> } | null> {
@@ -146,7 +167,8 @@ function cli(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<void>
 }
 
 function line(label: string, f: Figures): string {
-  return `${label.padEnd(34)} ${f.rps.toFixed(0).padStart(7)} req/s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   non-2xx ${f.non2xx}   errors ${f.errors}`;
+  const cpu = f.cpuPerRequest === undefined || f.cpuPerRequest === null ? '' : `   server CPU ${Math.round(f.cpuPerRequest)} µs/request`;
+  return `${label.padEnd(34)} ${f.rps.toFixed(0).padStart(7)} req/s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   non-2xx ${f.non2xx}   errors ${f.errors}${cpu}`;
 }
 
 interface Measured {
@@ -155,15 +177,19 @@ interface Measured {
 }
 
 /** Warm up (JIT, connection pool, SQLite page cache), then the saturation and the paced phase. */
-async function measure(url: string): Promise<Measured> {
-  await fire(url, 100, WARMUP_SECONDS);
-  return { saturated: await fire(url), paced: await fire(url, RATE) };
+async function measure(server: Server): Promise<Measured> {
+  await fire(server.url, 100, WARMUP_SECONDS);
+  const before = server.cpuMicros();
+  const saturated = await fire(server.url);
+  const after = server.cpuMicros();
+  const cpuPerRequest = before !== null && after !== null && saturated.requests > 0 ? (after - before) / saturated.requests : null;
+  return { saturated: { ...saturated, cpuPerRequest }, paced: await fire(server.url, RATE) };
 }
 
 async function measureBare(cwd: string): Promise<Measured> {
   const server = await launch([path.join(__dirname, 'bare-koa.js')], {}, cwd);
   try {
-    return await measure(server.url);
+    return await measure(server);
   } finally {
     await server.stop();
   }
@@ -174,7 +200,7 @@ async function measureApp(databaseUrl: string, cwd: string): Promise<Measured> {
   await cli(['tenant', 'add', '--shop', SHOP, '--portal', String(Date.now() % 1_000_000_000)], env, cwd);
   const server = await launch([BIN, 'serve'], env, cwd);
   try {
-    return await measure(server.url);
+    return await measure(server);
   } finally {
     await server.stop();
   }
@@ -226,8 +252,10 @@ async function main(): Promise<void> {
     const errors = measured.reduce((sum, m) => sum + m.saturated.non2xx + m.saturated.errors + m.paced.non2xx + m.paced.errors, 0);
     const share = rps / bareRps;
     const targets = label === 'bare Koa' ? '' : `; ${(share * 100).toFixed(1)}% of bare Koa (target ≥ 40%: ${share >= 0.4 ? 'met' : 'NOT met'}); p99 target < 25 ms: ${p99 < 25 ? 'met' : 'NOT met'}`;
+    const cpus = measured.map((m) => m.saturated.cpuPerRequest).filter((c): c is number => typeof c === 'number');
+    const cpu = cpus.length === measured.length ? `; server CPU ${Math.round(median(cpus))} µs per request` : '';
     const passes = measured.length === PASSES ? 'passes' : `only ${measured.length} of ${PASSES} passes`;
-    console.log(`${label.padEnd(11)} ${Math.round(rps).toLocaleString('en').padStart(7)} req/s (${passes} ${measured.map((m) => Math.round(m.saturated.rps)).join(', ')}), p99 ${p99} ms, non-2xx or errors ${errors}${targets}`);
+    console.log(`${label.padEnd(11)} ${Math.round(rps).toLocaleString('en').padStart(7)} req/s (${passes} ${measured.map((m) => Math.round(m.saturated.rps)).join(', ')}), p99 ${p99} ms, non-2xx or errors ${errors}${cpu}${targets}`);
   }
 }
 
