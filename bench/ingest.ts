@@ -3,17 +3,22 @@
  * (`consent-bridge serve`, worker on as by default) on loopback, on SQLite and, when reachable, PostgreSQL; and
  * the same load at a bare Koa endpoint that only answers 200, measured in the same run.
  *
- * Two phases per target after a 3 s warm-up: saturation (BENCH_CONNECTIONS connections for BENCH_SECONDS) for
- * throughput, and a fixed 500 requests/s for the ack latency (p50/p99). BENCH_PASSES (default 3) passes, each
- * starting every server afresh (bare Koa, then the app on a new SQLite file, then on a new PostgreSQL schema), so a
- * slow stretch of the machine weighs on one pass rather than on one side; medians are compared, and the worst p99.
+ * Per target, after a 3 s warm-up: saturation phases of BENCH_SECONDS at each of the BENCH_CONNECTIONS connection
+ * counts (default 50, 100, 200), then a fixed 500 requests/s for the ack latency (p50/p99). A target's throughput
+ * is its best saturation phase (its peak over the connection counts), for the bare endpoint as for the app: a server
+ * that answers only after a durable commit is latency-bound at few connections (each request waits for a group's
+ * fsync while the CPU idles), an endpoint that answers at once is not, so one fixed count would compare the app's
+ * latency with the baseline's capacity. Every phase's figures are printed, with the share of the machine's CPU left
+ * idle, so the peak can be checked against the others. BENCH_PASSES (default 3) passes, each starting every server
+ * afresh (bare Koa, then the app on a new SQLite file, then on a new PostgreSQL schema), so a slow stretch of the
+ * machine weighs on one pass rather than on one side; medians are compared, and the worst p99.
  * Every request carries a new X-Shopify-Webhook-Id and a valid HMAC, so each one is verified and commits a new
  * inbox row (durable: SQLite WAL with synchronous=FULL, PostgreSQL synchronous_commit=on).
  * Targets (issue 3): throughput ≥ 40% of bare Koa; p99 ack latency < 25 ms at 500 requests/s. Reported, not asserted.
  * Also reported where /proc exists (Linux): the server process's CPU per request in the saturation phase (all its
  * threads: the SQLite write thread and the in-process worker included; PostgreSQL's own processes not).
  *
- * Options: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50), BENCH_RATE (default 500), BENCH_PASSES
+ * Options: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50,100,200), BENCH_RATE (default 500), BENCH_PASSES
  * (default 3), BENCH_RUN_WORKER (default true), BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,7 +30,8 @@ import autocannon from 'autocannon';
 import { Client } from 'pg';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '50,100,200').split(',').map((c) => Number(c.trim()));
+if (CONNECTIONS.length === 0 || CONNECTIONS.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONNECTIONS must be whole numbers of at least 1, separated by commas, not ${process.env.BENCH_CONNECTIONS}`);
 const RATE = Number(process.env.BENCH_RATE ?? 500);
 const PASSES = Number(process.env.BENCH_PASSES ?? 3);
 if (!Number.isInteger(PASSES) || PASSES < 1) throw new Error(`BENCH_PASSES must be a whole number of at least 1, not ${process.env.BENCH_PASSES}`);
@@ -51,6 +57,16 @@ function processCpuMicros(pid: number | undefined): number | null {
     // 13th, in clock ticks (100 per second on Linux).
     const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').pop()!.trim().split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return null;
+  }
+}
+
+/** The machine's CPU time so far from /proc/stat (Linux): idle (idle + iowait) and total, in ticks; null elsewhere. */
+function machineTicks(): { idle: number; total: number } | null {
+  try {
+    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { idle: fields[3]! + fields[4]!, total: fields.reduce((sum, n) => sum + n, 0) };
   } catch {
     return null;
   }
@@ -105,18 +121,25 @@ interface Figures {
   readonly rps: number;
   /** Requests answered in the phase. */
   readonly requests: number;
+  /** Connections of the load generator. */
+  readonly connections: number;
   /** Server CPU per request during the phase (µs, all threads), when measured. */
   readonly cpuPerRequest?: number | null;
+  /** Share of the machine's CPU (all cores) left idle during the phase, when measured. */
+  readonly idleShare?: number | null;
   readonly p50: number;
   readonly p99: number;
   readonly non2xx: number;
   readonly errors: number;
 }
 
-async function fire(url: string, rate?: number, seconds = SECONDS): Promise<Figures> {
+/** Paced phases use 20 connections (enough for 500 requests/s at the ack latencies seen here). */
+const PACED_CONNECTIONS = 20;
+
+async function fire(url: string, connections: number, rate?: number, seconds = SECONDS): Promise<Figures> {
   const result = await autocannon({
     url: `${url}/webhooks/shopify`,
-    connections: rate ? Math.min(CONNECTIONS, 20) : CONNECTIONS,
+    connections,
     duration: seconds,
     ...(rate ? { overallRate: rate } : {}),
     requests: [
@@ -129,7 +152,7 @@ async function fire(url: string, rate?: number, seconds = SECONDS): Promise<Figu
       },
     ],
   });
-  return { rps: result.requests.average, requests: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors }; // autocannon's `errors` already counts timeouts
+  return { rps: result.requests.average, requests: result.requests.total, connections, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors }; // autocannon's `errors` already counts timeouts
 }
 
 async function postgresTarget(): Promise<{ url: string; drop: () => Promise<void> } | null> {
@@ -168,22 +191,37 @@ function cli(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<void>
 
 function line(label: string, f: Figures): string {
   const cpu = f.cpuPerRequest === undefined || f.cpuPerRequest === null ? '' : `   server CPU ${Math.round(f.cpuPerRequest)} µs/request`;
-  return `${label.padEnd(34)} ${f.rps.toFixed(0).padStart(7)} req/s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   non-2xx ${f.non2xx}   errors ${f.errors}${cpu}`;
+  const idle = f.idleShare === undefined || f.idleShare === null ? '' : `   machine idle ${Math.round(f.idleShare * 100)}%`;
+  return `${label.padEnd(34)} ${f.rps.toFixed(0).padStart(7)} req/s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   non-2xx ${f.non2xx}   errors ${f.errors}${cpu}${idle}`;
 }
 
 interface Measured {
-  readonly saturated: Figures;
+  /** One saturation phase per connection count, in BENCH_CONNECTIONS order. */
+  readonly saturated: readonly Figures[];
+  /** The saturation phase with the most requests per second: the target's throughput in this pass. */
+  readonly peak: Figures;
   readonly paced: Figures;
 }
 
-/** Warm up (JIT, connection pool, SQLite page cache), then the saturation and the paced phase. */
+/** A saturation phase with the server's CPU per request and the machine's idle share measured around it. */
+async function saturate(server: Server, connections: number): Promise<Figures> {
+  const cpuBefore = server.cpuMicros();
+  const ticksBefore = machineTicks();
+  const figures = await fire(server.url, connections);
+  const cpuAfter = server.cpuMicros();
+  const ticksAfter = machineTicks();
+  const cpuPerRequest = cpuBefore !== null && cpuAfter !== null && figures.requests > 0 ? (cpuAfter - cpuBefore) / figures.requests : null;
+  const idleShare = ticksBefore !== null && ticksAfter !== null && ticksAfter.total > ticksBefore.total ? (ticksAfter.idle - ticksBefore.idle) / (ticksAfter.total - ticksBefore.total) : null;
+  return { ...figures, cpuPerRequest, idleShare };
+}
+
+/** Warm up (JIT, connection pool, SQLite page cache), then the saturation phases and the paced phase. */
 async function measure(server: Server): Promise<Measured> {
-  await fire(server.url, 100, WARMUP_SECONDS);
-  const before = server.cpuMicros();
-  const saturated = await fire(server.url);
-  const after = server.cpuMicros();
-  const cpuPerRequest = before !== null && after !== null && saturated.requests > 0 ? (after - before) / saturated.requests : null;
-  return { saturated: { ...saturated, cpuPerRequest }, paced: await fire(server.url, RATE) };
+  await fire(server.url, PACED_CONNECTIONS, 100, WARMUP_SECONDS);
+  const saturated: Figures[] = [];
+  for (const connections of CONNECTIONS) saturated.push(await saturate(server, connections));
+  const peak = saturated.reduce((best, f) => (f.rps > best.rps ? f : best));
+  return { saturated, peak, paced: await fire(server.url, PACED_CONNECTIONS, RATE) };
 }
 
 async function measureBare(cwd: string): Promise<Measured> {
@@ -222,7 +260,7 @@ async function main(): Promise<void> {
     for (let pass = 1; pass <= PASSES; pass++) {
       const record = (label: string, figures: Measured): void => {
         runs.get(label)!.push(figures);
-        console.log(line(`pass ${pass} ${label}: saturation`, figures.saturated));
+        for (const f of figures.saturated) console.log(line(`pass ${pass} ${label}: ${f.connections} connections`, f));
         console.log(line(`pass ${pass} ${label}: ${RATE} req/s`, figures.paced));
       };
       record('bare Koa', await measureBare(cwd));
@@ -243,19 +281,22 @@ async function main(): Promise<void> {
     fs.rmSync(cwd, { recursive: true, force: true });
   }
 
-  const bareRps = median(runs.get('bare Koa')!.map((m) => m.saturated.rps));
-  console.log(`\nmedians of ${PASSES} passes (saturation at ${CONNECTIONS} connections; worst p99 at ${RATE} req/s):`);
+  const bareRps = median(runs.get('bare Koa')!.map((m) => m.peak.rps));
+  console.log(`\nmedians of ${PASSES} passes (throughput: each pass's best of ${CONNECTIONS.join(', ')} connections; worst p99 at ${RATE} req/s):`);
   for (const [label, measured] of runs) {
     if (measured.length === 0) continue;
-    const rps = median(measured.map((m) => m.saturated.rps));
+    const rps = median(measured.map((m) => m.peak.rps));
     const p99 = Math.max(...measured.map((m) => m.paced.p99));
-    const errors = measured.reduce((sum, m) => sum + m.saturated.non2xx + m.saturated.errors + m.paced.non2xx + m.paced.errors, 0);
+    const errors = measured.reduce((sum, m) => sum + m.paced.non2xx + m.paced.errors + m.saturated.reduce((s, f) => s + f.non2xx + f.errors, 0), 0);
     const share = rps / bareRps;
     const targets = label === 'bare Koa' ? '' : `; ${(share * 100).toFixed(1)}% of bare Koa (target ≥ 40%: ${share >= 0.4 ? 'met' : 'NOT met'}); p99 target < 25 ms: ${p99 < 25 ? 'met' : 'NOT met'}`;
-    const cpus = measured.map((m) => m.saturated.cpuPerRequest).filter((c): c is number => typeof c === 'number');
-    const cpu = cpus.length === measured.length ? `; server CPU ${Math.round(median(cpus))} µs per request` : '';
+    const cpus = measured.map((m) => m.peak.cpuPerRequest).filter((c): c is number => typeof c === 'number');
+    const cpu = cpus.length === measured.length ? `; server CPU ${Math.round(median(cpus))} µs per request at the peak` : '';
     const passes = measured.length === PASSES ? 'passes' : `only ${measured.length} of ${PASSES} passes`;
-    console.log(`${label.padEnd(11)} ${Math.round(rps).toLocaleString('en').padStart(7)} req/s (${passes} ${measured.map((m) => Math.round(m.saturated.rps)).join(', ')}), p99 ${p99} ms, non-2xx or errors ${errors}${cpu}${targets}`);
+    const peaks = measured.map((m) => `${Math.round(m.peak.rps)} at ${m.peak.connections}`).join(', ');
+    console.log(`${label.padEnd(11)} ${Math.round(rps).toLocaleString('en').padStart(7)} req/s (${passes}: ${peaks}), p99 ${p99} ms, non-2xx or errors ${errors}${cpu}${targets}`);
+    const perCount = CONNECTIONS.map((c, i) => `${c}: ${Math.round(median(measured.map((m) => m.saturated[i]!.rps))).toLocaleString('en')}`).join(', ');
+    console.log(`${''.padEnd(11)} by connections (medians): ${perCount}`);
   }
 }
 
