@@ -39,7 +39,7 @@ export async function insertInboxRows(db: Db, dialect: Dialect, rows: readonly I
 }
 
 /** Rows per multi-row insert: 14 parameters each, well under PostgreSQL's 65,535 per statement. */
-const INSERT_CHUNK = 1000;
+export const INBOX_ROWS_PER_STATEMENT = 1000;
 
 /**
  * Insert-first as above, as one multi-row statement per 1,000 rows (PostgreSQL's request path: one round trip
@@ -48,10 +48,10 @@ const INSERT_CHUNK = 1000;
  */
 export async function insertInboxRowsReturningIds(db: Db, rows: readonly InboxTable[]): Promise<Set<string>> {
   const inserted = new Set<string>();
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+  for (let i = 0; i < rows.length; i += INBOX_ROWS_PER_STATEMENT) {
     const result = await db
       .insertInto('inbox')
-      .values(rows.slice(i, i + INSERT_CHUNK))
+      .values(rows.slice(i, i + INBOX_ROWS_PER_STATEMENT))
       .onConflict((oc) => oc.columns(['platform', 'delivery_key']).doNothing())
       .returning('id')
       .execute();

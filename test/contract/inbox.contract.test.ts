@@ -6,6 +6,7 @@ import { ALL_PURPOSES } from '../../src/domain/consent';
 import { PermanentDeliveryError, type InboundMapper } from '../../src/domain/inbound';
 import { InboxWriter, inboxStats, listDeadDeliveries, retryDeadDeliveries, type NewDelivery } from '../../src/inbox/inbox';
 import { InboxWorker, retryDelayMs } from '../../src/inbox/worker';
+import { INBOX_ROWS_PER_STATEMENT } from '../../src/store/inbox.repository';
 import { silentLogger } from '../../src/log/logger';
 import type { Store } from '../../src/store/database';
 import { addTenant, setTenantSettings, type Tenant } from '../../src/tenants/tenants';
@@ -87,6 +88,59 @@ describe.each(testDialects())('inbox worker on %s', (dialect) => {
     const stored = await store.db.selectFrom('inbox').select('delivery_key').where('delivery_key', 'in', ['g0', 'g1', 'g2', 'g3', 'g4']).execute();
     expect(stored.map((r) => r.delivery_key).sort()).toEqual(['g0', 'g1', 'g2', 'g3', 'g4']);
     await store.db.deleteFrom('inbox').where('delivery_key', 'in', ['g0', 'g1', 'g2', 'g3', 'g4']).execute(); // the next tests count rows
+  });
+
+  it('group commit: a request that cannot be written fails alone; the others of its group are committed', async () => {
+    // On PostgreSQL a plain group is one statement (no BEGIN/COMMIT): the bad row fails it whole, and the requests
+    // are then written one by one, as after a failed group transaction.
+    const writer = new InboxWriter(store, deps);
+    const send = (...deliveries: NewDelivery[]) => writer.accept({ deliveries, privacyRequests: [], unrouted: [] });
+    const [good, bad, alsoGood] = await Promise.allSettled([
+      send(delivery('f1'), delivery('f2')),
+      send({ ...delivery('f3'), tenantId: 'no-such-tenant' }),
+      send(delivery('f4')),
+    ]);
+    expect(good).toMatchObject({ status: 'fulfilled', value: { accepted: 2, duplicates: 0 } });
+    expect(bad).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: expect.stringMatching(/foreign key/i) }) });
+    expect(alsoGood).toMatchObject({ status: 'fulfilled', value: { accepted: 1, duplicates: 0 } });
+    const stored = await store.db.selectFrom('inbox').select('delivery_key').where('delivery_key', 'in', ['f1', 'f2', 'f3', 'f4']).orderBy('delivery_key').execute();
+    expect(stored.map((r) => r.delivery_key)).toEqual(['f1', 'f2', 'f4']);
+    await store.db.deleteFrom('inbox').where('delivery_key', 'in', ['f1', 'f2', 'f4']).execute();
+  });
+
+  it('group commit: privacy requests and unrouted counters commit with the inbox rows of their group', async () => {
+    const writer = new InboxWriter(store, deps);
+    const privacy = { tenantId: tenant.id, platform: 'shopify' as const, account: 'inbox.myshopify.com', deliveryKey: 'p-1', topic: 'customers/redact', payload: '{}' };
+    const unrouted = { platform: 'shopify' as const, account: 'gone.myshopify.com', topic: 'orders/paid', reason: 'unknown_tenant' as const };
+    const results = await Promise.all([
+      writer.accept({ deliveries: [delivery('s1')], privacyRequests: [], unrouted: [] }),
+      writer.accept({ deliveries: [delivery('s2')], privacyRequests: [privacy], unrouted: [unrouted] }),
+    ]);
+    expect(results.map((r) => [r.accepted, r.duplicates, r.privacyRecorded, r.unrouted])).toEqual([
+      [1, 0, 0, 0],
+      [1, 0, 1, 1],
+    ]);
+    expect(await store.db.selectFrom('inbox').select('delivery_key').where('delivery_key', 'in', ['s1', 's2']).execute()).toHaveLength(2);
+    expect(await store.db.selectFrom('privacy_request').select('delivery_key').where('delivery_key', '=', 'p-1').execute()).toHaveLength(1);
+    expect(await store.db.selectFrom('unrouted_delivery').select('count').where('account', '=', 'gone.myshopify.com').executeTakeFirstOrThrow()).toEqual({ count: 1 });
+    await store.db.deleteFrom('inbox').where('delivery_key', 'in', ['s1', 's2']).execute();
+    await store.db.deleteFrom('privacy_request').where('delivery_key', '=', 'p-1').execute();
+    await store.db.deleteFrom('unrouted_delivery').where('account', '=', 'gone.myshopify.com').execute();
+  });
+
+  it('group commit: a group of more rows than one insert takes is still all or nothing', async () => {
+    // More than INBOX_ROWS_PER_STATEMENT rows need several statements, so they take a transaction: otherwise the
+    // first statement would stay committed when a later one fails, and the retry one by one would then count
+    // those rows as duplicates.
+    const writer = new InboxWriter(store, deps);
+    const send = (...deliveries: NewDelivery[]) => writer.accept({ deliveries, privacyRequests: [], unrouted: [] });
+    const many = Array.from({ length: INBOX_ROWS_PER_STATEMENT }, (_, i) => delivery(`m${i}`));
+    const [first, bad] = await Promise.allSettled([send(...many), send({ ...delivery('m-bad'), tenantId: 'no-such-tenant' })]);
+    expect(first).toMatchObject({ status: 'fulfilled', value: { accepted: INBOX_ROWS_PER_STATEMENT, duplicates: 0 } });
+    expect(bad).toMatchObject({ status: 'rejected' });
+    const count = await store.db.selectFrom('inbox').select((eb) => eb.fn.countAll().as('n')).where('delivery_key', 'like', 'm%').executeTakeFirstOrThrow();
+    expect(Number(count.n)).toBe(INBOX_ROWS_PER_STATEMENT);
+    await store.db.deleteFrom('inbox').where('delivery_key', 'like', 'm%').execute();
   });
 
   it('processes a delivery: ledger event, projection and inbox status in one transaction', async () => {
