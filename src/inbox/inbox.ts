@@ -10,6 +10,7 @@ import * as repo from '../store/inbox.repository';
 import * as tenantRepo from '../store/tenant.repository';
 import type { Database, InboxTable, PrivacyRequestTable } from '../store/schema';
 import type { OffloadOutcome, SqliteOffload } from '../store/sqlite-offload';
+import type { RequestSignals, SharedRequestSignals } from './request-signals';
 
 export type Platform = 'shopify' | 'hubspot';
 
@@ -163,7 +164,7 @@ interface Waiting {
  * (`writeGroup`). If a group's transaction fails, its requests are retried one by one, so one bad request never
  * fails another. The only added wait is one event-loop turn before each commit.
  */
-export class InboxWriter {
+export class InboxWriter implements RequestSignals {
   readonly #store: Store;
   readonly #deps: InboxDeps;
   readonly #maxGroup: number;
@@ -176,8 +177,12 @@ export class InboxWriter {
    * `maxGroup`: most requests per transaction. Default 200. `offload` (SQLite file, inside `serve`): groups of
    * plain deliveries are committed on that thread, so the event loop never waits for the fsync.
    */
-  constructor(store: Store, deps: InboxDeps, maxGroup = 200, offload: SqliteOffload | null = null) {
+  readonly #shared: SharedRequestSignals | null;
+
+  /** `shared`: the same signals for an inbox worker on another thread (src/inbox/worker-thread.ts). */
+  constructor(store: Store, deps: InboxDeps, maxGroup = 200, offload: SqliteOffload | null = null, shared: SharedRequestSignals | null = null) {
     this.#store = store;
+    this.#shared = shared;
     this.#deps = deps;
     this.#offload = store.dialect === 'sqlite' ? offload : null;
     this.#maxGroup = maxGroup;
@@ -197,6 +202,7 @@ export class InboxWriter {
 
   accept(batch: AcceptBatch): Promise<AcceptResult> {
     this.#lastAcceptMs = performance.now();
+    this.#shared?.accepted();
     const prepared = prepare(this.#deps, batch);
     return new Promise<AcceptResult>((resolve, reject) => {
       this.#queue.push({ batch: prepared, resolve, reject });
@@ -259,6 +265,7 @@ export class InboxWriter {
       }
     } finally {
       this.#flushing = false;
+      this.#shared?.idle();
     }
   }
 }
