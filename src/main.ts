@@ -15,8 +15,6 @@ import { gateObjectionRoutes } from './gate/objection';
 import { gateRoutes } from './gate/routes';
 import { InboxWriter } from './inbox/inbox';
 import { InboxWorker } from './inbox/worker';
-import { SharedRequestSignals, type RequestSignals } from './inbox/request-signals';
-import { InboxWorkerThread } from './inbox/worker-thread-host';
 import { JobScheduler, type BackgroundJob } from './jobs/scheduler';
 import { CachedProductCatalog } from './catalog/cached-catalog';
 import type { ProductCatalog } from './catalog/catalog';
@@ -62,11 +60,6 @@ export interface Runtime {
   readonly secretBox: SecretBox | null;
   /** The SQLite file when the store was opened from the configuration (another connection can reach it), else null. */
   readonly sqliteFile: string | null;
-  /**
-   * Whether another thread can open the same runtime from `config` alone: the store, clock and ids are the
-   * configured ones, not test doubles, and the database is not in memory.
-   */
-  readonly reopenable: boolean;
   close(): Promise<void>;
 }
 
@@ -99,8 +92,6 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     ids: overrides.ids ?? uuidIds,
     secretBox: config.encryptionKey ? createSecretBox(config.encryptionKey) : null,
     sqliteFile: overrides.store === undefined && config.database.kind === 'sqlite' && config.database.file !== ':memory:' ? config.database.file : null,
-    reopenable:
-      overrides.store === undefined && overrides.clock === undefined && overrides.ids === undefined && (config.database.kind === 'postgres' || config.database.file !== ':memory:'),
     close: () => store.close(),
   };
 }
@@ -122,6 +113,10 @@ export async function checkReadiness(store: Store): Promise<Readiness> {
   }
 }
 
+/**
+ * The inbox worker with the platform mappers (webhooks/<platform>/map.ts). `inProcessWith`: the `serve`
+ * process's inbox writer; the worker then works in 10 ms slices and lets waiting webhook requests go first.
+ */
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A platform not configured: its writes wait (retried every 15 min) instead of dying, and say what is missing. */
@@ -279,12 +274,7 @@ export function createJobScheduler(runtime: Runtime, jobs: readonly BackgroundJo
   return new JobScheduler(jobs, { logger: runtime.logger });
 }
 
-/**
- * The inbox worker with the platform mappers (webhooks/<platform>/map.ts). `inProcessWith`: the signals of the
- * `serve` process's request path (its inbox writer, or their shared copy on the worker thread); the worker then
- * works in 5 ms slices, lets waiting webhook requests go first and rests 10 ms between slices while webhooks arrive.
- */
-export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: RequestSignals } = {}): InboxWorker {
+export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: InboxWriter } = {}): InboxWorker {
   const writer = options.inProcessWith;
   return new InboxWorker(
     {
@@ -367,14 +357,10 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   // The worker runs inside `serve` unless RUN_WORKER=false (then `consent-bridge worker` runs apart).
   // SQLite file: the request path's commits run on a thread of their own (src/store/sqlite-offload.ts).
   const offload = runtime.sqliteFile !== null && config.sqliteWriteThread && SqliteOffload.available() ? new SqliteOffload(runtime.sqliteFile, { busyTimeoutMs: SQLITE_BUSY_TIMEOUT_MS }) : null;
-  // SQLite file: the worker runs on a thread of its own, which opens its own runtime from `config` (WORKER_THREAD;
-  // src/inbox/worker-thread-host.ts). Not on PostgreSQL, where its queries do not block the event loop anyway.
-  const signals =
-    config.worker.inProcess && config.worker.thread && config.database.kind === 'sqlite' && runtime.reopenable && InboxWorkerThread.available() ? new SharedRequestSignals() : null;
-  const inbox = new InboxWriter(runtime.store, runtime, undefined, offload, signals);
+  const inbox = new InboxWriter(runtime.store, runtime, undefined, offload);
   const metrics = createMetrics(runtime, { progressSource: () => backfillProgress(runtime.store) });
   const ports = createPlatformPorts(runtime, { onCall: (platform, outcome) => metrics.platformCall(platform, outcome), ...(options.hubspot ? { hubspot: options.hubspot } : {}) });
-  const worker = !config.worker.inProcess ? null : signals !== null ? new InboxWorkerThread(config, signals, logger.child({ component: 'inbox-worker' })) : createWorker(runtime, { inProcessWith: inbox });
+  const worker = config.worker.inProcess ? createWorker(runtime, { inProcessWith: inbox }) : null;
   const jobs = config.worker.inProcess ? createJobScheduler(runtime, backgroundJobs(runtime, ports.catalog, ports)) : null;
   const outbox = config.worker.inProcess ? createOutboxDispatcher(runtime, ports, { metrics, ...(options.outbox ? { tuning: options.outbox } : {}) }) : null;
   const app = buildApp(runtime, { inbox, metrics, ...(worker ? { onAccepted: () => worker.notify() } : {}) });
@@ -386,7 +372,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, features: describeConfig(config), worker: worker === null ? 'off (RUN_WORKER=false)' : signals !== null ? 'in-process, own thread' : 'in-process' }, 'consent-bridge listening');
+  logger.info({ url, features: describeConfig(config), worker: worker ? 'in-process' : 'off (RUN_WORKER=false)' }, 'consent-bridge listening');
   worker?.start();
   outbox?.start();
   jobs?.start();

@@ -74,12 +74,6 @@ export interface AppConfig {
   readonly worker: {
     /** Run the inbox worker inside `serve` (default true); false when `consent-bridge worker` runs apart. */
     readonly inProcess: boolean;
-    /**
-     * Inside `serve` on a SQLite file: run the inbox worker on a thread of its own, beside the event loop that
-     * answers requests (default true; src/inbox/worker-thread-host.ts). On PostgreSQL the worker stays on the event
-     * loop: its queries are asynchronous there, and a thread measured 8% fewer webhooks per second.
-     */
-    readonly thread: boolean;
     /** Attempts before a delivery is dead-lettered (default 8). */
     readonly maxAttempts: number;
   };
@@ -143,7 +137,6 @@ const envSchema = z.object({
   GATE_CACHE_MAX_SUBJECTS: wholeNumber(0, 50_000_000),
   RUN_WORKER: optionalText.pipe(z.enum(['true', 'false']).nullable()),
   SQLITE_WRITE_THREAD: optionalText.pipe(z.enum(['true', 'false']).nullable()),
-  WORKER_THREAD: optionalText.pipe(z.enum(['true', 'false']).nullable()),
   INBOX_MAX_ATTEMPTS: wholeNumber(1, 100),
   METRICS_TOKEN: optionalText,
 });
@@ -252,7 +245,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     tenantCacheMs: raw.TENANT_CACHE_MS ?? 5000,
     gateCacheMaxSubjects: raw.GATE_CACHE_MAX_SUBJECTS ?? 500_000,
     outbox: { maxAttempts: raw.OUTBOX_MAX_ATTEMPTS ?? 15 },
-    worker: { inProcess: raw.RUN_WORKER !== 'false', thread: raw.WORKER_THREAD !== 'false', maxAttempts: raw.INBOX_MAX_ATTEMPTS ?? 8 },
+    worker: { inProcess: raw.RUN_WORKER !== 'false', maxAttempts: raw.INBOX_MAX_ATTEMPTS ?? 8 },
     sqliteWriteThread: raw.SQLITE_WRITE_THREAD !== 'false',
     metricsToken: raw.METRICS_TOKEN,
     features: {

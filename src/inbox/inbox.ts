@@ -10,7 +10,6 @@ import * as repo from '../store/inbox.repository';
 import * as tenantRepo from '../store/tenant.repository';
 import type { Database, InboxTable, PrivacyRequestTable } from '../store/schema';
 import type { OffloadOutcome, SqliteOffload } from '../store/sqlite-offload';
-import type { RequestSignals, SharedRequestSignals } from './request-signals';
 
 export type Platform = 'shopify' | 'hubspot';
 
@@ -164,7 +163,7 @@ interface Waiting {
  * (`writeGroup`). If a group's transaction fails, its requests are retried one by one, so one bad request never
  * fails another. The only added wait is one event-loop turn before each commit.
  */
-export class InboxWriter implements RequestSignals {
+export class InboxWriter {
   readonly #store: Store;
   readonly #deps: InboxDeps;
   readonly #maxGroup: number;
@@ -177,12 +176,8 @@ export class InboxWriter implements RequestSignals {
    * `maxGroup`: most requests per transaction. Default 200. `offload` (SQLite file, inside `serve`): groups of
    * plain deliveries are committed on that thread, so the event loop never waits for the fsync.
    */
-  readonly #shared: SharedRequestSignals | null;
-
-  /** `shared`: the same signals for an inbox worker on another thread (src/inbox/worker-thread.ts). */
-  constructor(store: Store, deps: InboxDeps, maxGroup = 200, offload: SqliteOffload | null = null, shared: SharedRequestSignals | null = null) {
+  constructor(store: Store, deps: InboxDeps, maxGroup = 200, offload: SqliteOffload | null = null) {
     this.#store = store;
-    this.#shared = shared;
     this.#deps = deps;
     this.#offload = store.dialect === 'sqlite' ? offload : null;
     this.#maxGroup = maxGroup;
@@ -202,7 +197,6 @@ export class InboxWriter implements RequestSignals {
 
   accept(batch: AcceptBatch): Promise<AcceptResult> {
     this.#lastAcceptMs = performance.now();
-    this.#shared?.accepted();
     const prepared = prepare(this.#deps, batch);
     return new Promise<AcceptResult>((resolve, reject) => {
       this.#queue.push({ batch: prepared, resolve, reject });
@@ -265,7 +259,6 @@ export class InboxWriter implements RequestSignals {
       }
     } finally {
       this.#flushing = false;
-      this.#shared?.idle();
     }
   }
 }

@@ -49,7 +49,7 @@ describe('loadConfig with an empty environment', () => {
     expect(config.webhookBodyLimitBytes).toBe(2 * 1024 * 1024);
     expect(config.tenantCacheMs).toBe(5000);
     expect(config.gateCacheMaxSubjects).toBe(500_000);
-    expect(config.worker).toEqual({ inProcess: true, thread: true, maxAttempts: 8 });
+    expect(config.worker).toEqual({ inProcess: true, maxAttempts: 8 });
     expect(config.sqliteWriteThread).toBe(true);
     expect(config.encryptionKey).toBeNull();
     expect(config.shopify).toEqual({ apiKey: null, apiSecret: null, apiSecretPrevious: null, apiBaseUrl: null });
@@ -110,7 +110,6 @@ describe('loadConfig with a full environment', () => {
     RUN_WORKER: 'false',
     INBOX_MAX_ATTEMPTS: '3',
     SQLITE_WRITE_THREAD: 'false',
-    WORKER_THREAD: 'false',
     METRICS_TOKEN: ' metrics-token-123 ',
     UNRELATED_VARIABLE: 'ignored',
   };
@@ -129,7 +128,7 @@ describe('loadConfig with a full environment', () => {
     expect(config.webhookBodyLimitBytes).toBe(65536);
     expect(config.tenantCacheMs).toBe(0);
     expect(config.gateCacheMaxSubjects).toBe(1000);
-    expect(config.worker).toEqual({ inProcess: false, thread: false, maxAttempts: 3 });
+    expect(config.worker).toEqual({ inProcess: false, maxAttempts: 3 });
     expect(config.sqliteWriteThread).toBe(false);
     expect(config.metricsToken).toBe('metrics-token-123');
   });
