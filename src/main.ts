@@ -113,10 +113,6 @@ export async function checkReadiness(store: Store): Promise<Readiness> {
   }
 }
 
-/**
- * The inbox worker with the platform mappers (webhooks/<platform>/map.ts). `inProcessWith`: the `serve`
- * process's inbox writer; the worker then works in 10 ms slices and lets waiting webhook requests go first.
- */
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A platform not configured: its writes wait (retried every 15 min) instead of dying, and say what is missing. */
@@ -274,6 +270,11 @@ export function createJobScheduler(runtime: Runtime, jobs: readonly BackgroundJo
   return new JobScheduler(jobs, { logger: runtime.logger });
 }
 
+/**
+ * The inbox worker with the platform mappers (webhooks/<platform>/map.ts). `inProcessWith`: the `serve`
+ * process's inbox writer; the worker then works in 5 ms slices, lets waiting webhook requests commit first and,
+ * while webhooks arrive, rests 10 ms between slices (src/inbox/worker.ts).
+ */
 export function createWorker(runtime: Runtime, options: { random?: () => number; inProcessWith?: InboxWriter } = {}): InboxWorker {
   const writer = options.inProcessWith;
   return new InboxWorker(
