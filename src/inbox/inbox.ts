@@ -138,7 +138,8 @@ async function writeGroup(trx: Kysely<Database> | Transaction<Database>, dialect
  * Whether a group commits as one PostgreSQL statement, without BEGIN and COMMIT: only inbox rows (privacy requests
  * and unrouted counters are statements of their own) and no more than one insert takes. One statement is atomic on
  * its own, so the group still commits whole or not at all, with two round trips fewer. Measured with
- * `bench:ingest`'s load at 200 connections on the 2-core development machine: 4–8% more requests per second.
+ * `bench:ingest`'s load at 200 connections on the 2-core development machine, in runs alternating with the
+ * transaction: 4–8% more requests per second.
  */
 function fitsOneStatement(dialect: Dialect, batches: readonly PreparedBatch[]): boolean {
   if (dialect !== 'postgres') return false;

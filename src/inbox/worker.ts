@@ -34,7 +34,7 @@ export interface WorkerOptions {
    */
   readonly batchSize: number;
   /**
-   * Most time one batch may take before it commits (ms); 0 = no limit. Inside `serve` (default 10 ms) the
+   * Most time one batch may take before it commits (ms); 0 = no limit. Inside `serve` (5 ms, src/main.ts) the
    * worker shares the event loop and, on SQLite, the one writer with the webhook routes, so it works in short
    * slices and a webhook waits at most one slice for its commit. Rows left over stay pending for the next batch.
    */

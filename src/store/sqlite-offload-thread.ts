@@ -32,10 +32,10 @@ interface ThreadData {
 
 const { file, busyTimeoutMs } = workerData as ThreadData;
 const db = new BetterSqlite3(file);
+db.pragma(`busy_timeout = ${busyTimeoutMs}`); // first: the switch to WAL may have to wait for the main connection
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('foreign_keys = ON');
-db.pragma(`busy_timeout = ${busyTimeoutMs}`);
 
 const statements = new Map<string, BetterSqlite3.Statement>();
 function statement(sql: string): BetterSqlite3.Statement {

@@ -108,6 +108,38 @@ describe.each(testDialects())('inbox worker on %s', (dialect) => {
     await store.db.deleteFrom('inbox').where('delivery_key', 'in', ['f1', 'f2', 'f4']).execute();
   });
 
+  it('group commit: on PostgreSQL a group of plain deliveries is one statement; side rows or more rows than one insert take a transaction', async () => {
+    const transactions = jest.spyOn(store.db, 'transaction');
+    try {
+      const writer = new InboxWriter(store, deps);
+      const privacy = { tenantId: tenant.id, platform: 'shopify' as const, account: 'inbox.myshopify.com', deliveryKey: 'q-1', topic: 'customers/redact', payload: '{}' };
+      await Promise.all([writer.accept({ deliveries: [delivery('q1')], privacyRequests: [], unrouted: [] }), writer.accept({ deliveries: [delivery('q2')], privacyRequests: [], unrouted: [] })]);
+      expect(transactions).toHaveBeenCalledTimes(dialect === 'postgres' ? 0 : 1);
+      await writer.accept({ deliveries: [delivery('q3')], privacyRequests: [privacy], unrouted: [] });
+      expect(transactions).toHaveBeenCalledTimes(dialect === 'postgres' ? 1 : 2);
+      await writer.accept({ deliveries: Array.from({ length: INBOX_ROWS_PER_STATEMENT + 1 }, (_, i) => delivery(`q-many-${i}`)), privacyRequests: [], unrouted: [] });
+      expect(transactions).toHaveBeenCalledTimes(dialect === 'postgres' ? 2 : 3);
+    } finally {
+      transactions.mockRestore();
+    }
+    await store.db.deleteFrom('inbox').where('delivery_key', 'like', 'q%').execute();
+    await store.db.deleteFrom('privacy_request').where('delivery_key', '=', 'q-1').execute();
+  });
+
+  it('group commit: a request whose privacy request cannot be written fails whole and alone', async () => {
+    const writer = new InboxWriter(store, deps);
+    const badPrivacy = { tenantId: 'no-such-tenant', platform: 'shopify' as const, account: 'inbox.myshopify.com', deliveryKey: 'r-1', topic: 'customers/redact', payload: '{}' };
+    const [good, bad] = await Promise.allSettled([
+      writer.accept({ deliveries: [delivery('r1')], privacyRequests: [], unrouted: [] }),
+      writer.accept({ deliveries: [delivery('r2')], privacyRequests: [badPrivacy], unrouted: [] }),
+    ]);
+    expect(good).toMatchObject({ status: 'fulfilled', value: { accepted: 1, duplicates: 0 } });
+    expect(bad).toMatchObject({ status: 'rejected' });
+    expect((await store.db.selectFrom('inbox').select('delivery_key').where('delivery_key', 'in', ['r1', 'r2']).execute()).map((r) => r.delivery_key)).toEqual(['r1']);
+    expect(await store.db.selectFrom('privacy_request').select('id').where('delivery_key', '=', 'r-1').execute()).toHaveLength(0);
+    await store.db.deleteFrom('inbox').where('delivery_key', '=', 'r1').execute();
+  });
+
   it('group commit: privacy requests and unrouted counters commit with the inbox rows of their group', async () => {
     const writer = new InboxWriter(store, deps);
     const privacy = { tenantId: tenant.id, platform: 'shopify' as const, account: 'inbox.myshopify.com', deliveryKey: 'p-1', topic: 'customers/redact', payload: '{}' };
