@@ -105,41 +105,45 @@ function resultOf(batch: PreparedBatch, accepted: number, privacyRecorded: numbe
 }
 
 /** A request's privacy requests and unrouted counters; returns how many privacy requests were new. */
-async function writeSideRows(trx: Kysely<Database> | Transaction<Database>, batch: PreparedBatch): Promise<number> {
+async function writeSideRows(trx: Transaction<Database>, batch: PreparedBatch): Promise<number> {
   const privacyRecorded = batch.privacy.length > 0 ? await repo.insertPrivacyRequests(trx, batch.privacy) : 0;
   for (const u of batch.unrouted) await repo.countUnrouted(trx, { ...u, last_seen_at: batch.now });
   return privacyRecorded;
 }
 
-async function writeBatch(trx: Kysely<Database> | Transaction<Database>, dialect: Dialect, batch: PreparedBatch): Promise<AcceptResult> {
+async function writeBatch(trx: Transaction<Database>, dialect: Dialect, batch: PreparedBatch): Promise<AcceptResult> {
   const accepted = await repo.insertInboxRows(trx, dialect, batch.rows);
   return resultOf(batch, accepted, await writeSideRows(trx, batch));
 }
 
+/** Each request's counts from the ids of the group's inbox rows that were new (`privacyRecorded[i]` per request). */
+function groupResults(batches: readonly PreparedBatch[], inserted: ReadonlySet<string>, privacyRecorded: readonly number[]): AcceptResult[] {
+  return batches.map((batch, i) => resultOf(batch, batch.rows.filter((r) => inserted.has(r.id)).length, privacyRecorded[i] ?? 0));
+}
+
 /**
- * A group's batches in one transaction (or as one statement, see `fitsOneStatement`), each with its own counts.
- * On PostgreSQL the inbox rows of the whole group go in one multi-row insert (a round trip per statement is what a
- * group commit costs there); on SQLite, where a statement costs no round trip, each row is its own precompiled
- * insert.
+ * A group's batches in one transaction, each with its own counts. On PostgreSQL the inbox rows of the whole group
+ * go in one multi-row insert (a round trip per statement is what a group commit costs there); on SQLite, where a
+ * statement costs no round trip, each row is its own precompiled insert.
  */
-async function writeGroup(trx: Kysely<Database> | Transaction<Database>, dialect: Dialect, batches: readonly PreparedBatch[]): Promise<AcceptResult[]> {
+async function writeGroup(trx: Transaction<Database>, dialect: Dialect, batches: readonly PreparedBatch[]): Promise<AcceptResult[]> {
   if (dialect !== 'postgres') {
     const out: AcceptResult[] = [];
     for (const batch of batches) out.push(await writeBatch(trx, dialect, batch));
     return out;
   }
   const inserted = await repo.insertInboxRowsReturningIds(trx, batches.flatMap((b) => b.rows));
-  const out: AcceptResult[] = [];
-  for (const batch of batches) out.push(resultOf(batch, batch.rows.filter((r) => inserted.has(r.id)).length, await writeSideRows(trx, batch)));
-  return out;
+  const privacyRecorded: number[] = [];
+  for (const batch of batches) privacyRecorded.push(await writeSideRows(trx, batch));
+  return groupResults(batches, inserted, privacyRecorded);
 }
 
 /**
- * Whether a group commits as one PostgreSQL statement, without BEGIN and COMMIT: only inbox rows (privacy requests
- * and unrouted counters are statements of their own) and no more than one insert takes. One statement is atomic on
- * its own, so the group still commits whole or not at all, with two round trips fewer. Measured with
- * `bench:ingest`'s load at 200 connections on the 2-core development machine, in runs alternating with the
- * transaction: 4–8% more requests per second.
+ * Whether a group commits as one PostgreSQL statement, without BEGIN and COMMIT (`insertPlainGroup`): only inbox
+ * rows (privacy requests and unrouted counters are statements of their own) and no more than one insert takes. One
+ * statement is atomic on its own, so the group still commits whole or not at all, with two round trips fewer.
+ * Measured with `bench:ingest`'s load at 200 connections on the 2-core development machine, in runs alternating
+ * with the transaction: 4–8% more requests per second.
  */
 function fitsOneStatement(dialect: Dialect, batches: readonly PreparedBatch[]): boolean {
   if (dialect !== 'postgres') return false;
@@ -149,6 +153,11 @@ function fitsOneStatement(dialect: Dialect, batches: readonly PreparedBatch[]): 
     rows += batch.rows.length;
   }
   return rows <= repo.INBOX_ROWS_PER_STATEMENT;
+}
+
+/** A group that `fitsOneStatement`: its inbox rows as one insert, outside any transaction. */
+async function insertPlainGroup(db: Kysely<Database>, batches: readonly PreparedBatch[]): Promise<AcceptResult[]> {
+  return groupResults(batches, await repo.insertInboxRowsReturningIds(db, batches.flatMap((b) => b.rows)), []);
 }
 
 interface Waiting {
@@ -241,7 +250,7 @@ export class InboxWriter {
         try {
           const batches = group.map((w) => w.batch);
           const results = fitsOneStatement(this.#store.dialect, batches)
-            ? await writeGroup(this.#store.db, this.#store.dialect, batches)
+            ? await insertPlainGroup(this.#store.db, batches)
             : await this.#store.db.transaction().execute((trx) => writeGroup(trx, this.#store.dialect, batches));
           group.forEach((waiting, i) => waiting.resolve(results[i]!));
         } catch (err) {
