@@ -20,6 +20,7 @@ import { checkRecipients, parseGateRequest } from '../src/gate/gate';
 import { openStore } from '../src/store/database';
 import { migrateToLatest } from '../src/store/migrations';
 import { addTenant } from '../src/tenants/tenants';
+import { median } from './stats';
 
 const SUBJECTS = Number(process.env.BENCH_GATE_SUBJECTS ?? 50_000);
 const TOTAL = 1_000_000;
@@ -139,7 +140,6 @@ async function main(): Promise<void> {
       gateRates.push(await gatePass());
       floorRates.push(floorPass());
     }
-    const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const baseRate = median(baseRates);
     const gateRate = median(gateRates);
     const fmt = (rate: number): string => Math.round(rate).toLocaleString('en').padStart(12);
