@@ -200,7 +200,7 @@ function line(label: string, f: Figures): string {
 interface Measured {
   /** One saturation phase per connection count, in BENCH_CONNECTIONS order. */
   readonly saturated: readonly Figures[];
-  /** The saturation phase with the most requests per second: the target's throughput in this pass. */
+  /** The saturation phase with the most requests per second (without errors, see `measure`): the target's throughput in this pass. */
   readonly peak: Figures;
   readonly paced: Figures;
 }

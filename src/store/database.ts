@@ -8,6 +8,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { Pool, types as pgTypes } from 'pg';
 import type { DatabaseTarget } from '../config/config';
 import type { Database } from './schema';
+import { applyWriterSettings } from './sqlite-settings';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -80,13 +81,7 @@ export function openStore(target: DatabaseTarget, options: OpenStoreOptions = {}
   if (target.kind === 'sqlite') {
     if (target.file !== ':memory:') fs.mkdirSync(path.dirname(target.file), { recursive: true });
     const sqlite = new BetterSqlite3(target.file);
-    // The busy timeout first: switching to WAL needs a lock, which another open connection may hold. WAL lets
-    // readers run beside the writer; synchronous=FULL makes every commit durable (an acknowledged webhook must
-    // survive a power cut); foreign keys are off by default in SQLite.
-    sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = FULL');
-    sqlite.pragma('foreign_keys = ON');
+    applyWriterSettings(sqlite, SQLITE_BUSY_TIMEOUT_MS);
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, { immediateTransactions: true }) }) });
     // An in-memory database exists once per connection, so it has no separate reader.
     const reader =

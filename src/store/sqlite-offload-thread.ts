@@ -1,12 +1,13 @@
 /**
  * The thread behind src/store/sqlite-offload.ts: its own better-sqlite3 connection to the SQLite file, with the
- * same durability settings as the main connection (WAL, synchronous=FULL), running transactions of compiled
+ * same settings as the main connection (sqlite-settings.ts: WAL, synchronous=FULL), running transactions of compiled
  * statements sent by the main thread. Each message is a group of requests; the whole group is one transaction
  * (one durable commit). If it fails, each request is run in its own transaction, so one bad request never fails
  * another. Answers: per request, the `changes` of each statement, or the error.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
+import { applyWriterSettings } from './sqlite-settings';
 
 export interface OffloadStatement {
   readonly sql: string;
@@ -32,10 +33,7 @@ interface ThreadData {
 
 const { file, busyTimeoutMs } = workerData as ThreadData;
 const db = new BetterSqlite3(file);
-db.pragma(`busy_timeout = ${busyTimeoutMs}`); // first: the switch to WAL may have to wait for the main connection
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = FULL');
-db.pragma('foreign_keys = ON');
+applyWriterSettings(db, busyTimeoutMs);
 
 const statements = new Map<string, BetterSqlite3.Statement>();
 function statement(sql: string): BetterSqlite3.Statement {
