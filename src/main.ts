@@ -293,11 +293,11 @@ export function createWorker(runtime: Runtime, options: { random?: () => number;
 }
 
 /**
- * The app's metrics (GET /metrics): its own prom-client registry, queue depths read from the runtime's store at
- * scrape time. `defaultMetrics: false` leaves out the process metrics (see PrometheusMetricsOptions).
+ * The app's metrics (GET /metrics): its own prom-client registry, queue depths and lags read from the runtime's
+ * store at scrape time, timed by the runtime's clock. `defaultMetrics: false` leaves out the process metrics (see PrometheusMetricsOptions).
  */
 export function createMetrics(runtime: Runtime, options: { defaultMetrics?: boolean; progressSource?: BackfillProgressSource } = {}): PrometheusMetrics {
-  return new PrometheusMetrics({ store: runtime.store, logger: runtime.logger.child({ component: 'metrics' }), ...options });
+  return new PrometheusMetrics({ store: runtime.store, logger: runtime.logger.child({ component: 'metrics' }), nowMs: () => runtime.clock.now().getTime(), ...options });
 }
 
 /**

@@ -3,11 +3,12 @@
  * prom-client's global one, so several apps in one process (tests) never share or collide on a metric.
  *
  * Queue depths are not counted as rows move: they are read at scrape time with one COUNT … GROUP BY per queue
- * (depth.repository.ts). A scrape waits at most `collectTimeoutMs` for them; past that (or when the database
- * fails) the gauges keep their last values, `consent_bridge_metrics_collect_errors_total` says so and
- * `consent_bridge_queue_depth_collected_timestamp_seconds` tells how old they are. A query that outlives the
- * scrape is not started again by the next one: that scrape waits on the same query, so a slow database gets at
- * most one depth query at a time from this process.
+ * (depth.repository.ts), which also gives each queue's lag: how long its oldest due pending row has waited
+ * (`consent_bridge_queue_oldest_due_seconds`, the figure to alert on). A scrape waits at most `collectTimeoutMs`
+ * for them; past that (or when the database fails) the gauges keep their last values,
+ * `consent_bridge_metrics_collect_errors_total` says so and `consent_bridge_queue_depth_collected_timestamp_seconds`
+ * tells how old they are. A query that outlives the scrape is not started again by the next one: that scrape waits
+ * on the same query, so a slow database gets at most one depth query at a time from this process.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Kysely } from 'kysely';
@@ -89,6 +90,7 @@ export class PrometheusMetrics implements Metrics {
   readonly #outboxRows: Gauge<'platform' | 'operation' | 'status'> | undefined;
   readonly #deadLetters: Gauge<'queue'> | undefined;
   readonly #depthCollectedAt: Gauge | undefined;
+  readonly #oldestDue: Gauge<'queue' | 'platform'> | undefined;
   readonly #backfill: Gauge<'tenant'>;
   readonly #progressSource: BackfillProgressSource | undefined;
 
@@ -181,6 +183,13 @@ export class PrometheusMetrics implements Metrics {
         registers,
         ...scraped,
       });
+      this.#oldestDue = new Gauge({
+        name: 'consent_bridge_queue_oldest_due_seconds',
+        help: 'How long the oldest due pending row of the queue (inbox: webhook deliveries for the worker; outbox: platform writes for the dispatcher) has been due, by platform; 0 when none is due. Growing means that queue falls behind. Read at scrape time.',
+        labelNames: ['queue', 'platform'],
+        registers,
+        ...scraped,
+      });
       this.#depthCollectedAt = new Gauge({
         name: 'consent_bridge_queue_depth_collected_timestamp_seconds',
         help: 'When the queue depth gauges were last read from the database (Unix time).',
@@ -263,14 +272,14 @@ export class PrometheusMetrics implements Metrics {
     if (store === undefined) return;
     try {
       const [inbox, outbox] = await Promise.all([inboxDepth(store.db), outboxDepth(store.db)]);
-      this.#applyDepth(inbox, outbox);
+      this.#applyDepth(inbox, outbox, this.#nowMs());
     } catch (err) {
       this.#collectErrors.inc({ collector: 'queue_depth', reason: 'error' });
       this.#logger.warn({ err }, 'queue depth queries failed; /metrics shows the last values');
     }
   }
 
-  #applyDepth(inbox: readonly InboxDepthRow[], outbox: readonly OutboxDepthRow[]): void {
+  #applyDepth(inbox: readonly InboxDepthRow[], outbox: readonly OutboxDepthRow[], nowMs: number): void {
     const inboxRows = this.#inboxRows!;
     const outboxRows = this.#outboxRows!;
     inboxRows.reset();
@@ -285,7 +294,15 @@ export class PrometheusMetrics implements Metrics {
     const dead = (rows: readonly { status: string; count: number }[]) => rows.reduce((n, r) => (r.status === 'dead' ? n + r.count : n), 0);
     this.#deadLetters!.set({ queue: 'inbox' }, dead(inbox));
     this.#deadLetters!.set({ queue: 'outbox' }, dead(outbox));
-    this.#depthCollectedAt!.set(this.#nowMs() / 1000);
+
+    // Per platform, the pending row due longest (for the outbox, over its operations); one due later counts 0.
+    for (const [queue, rows] of [['inbox', inbox], ['outbox', outbox]] as const) {
+      for (const platform of PLATFORMS) {
+        const earliest = Math.min(...rows.filter((r) => r.platform === platform && r.status === 'pending').map((r) => Date.parse(r.earliestRunAt)));
+        this.#oldestDue!.set({ queue, platform }, Number.isFinite(earliest) ? Math.max(0, (nowMs - earliest) / 1000) : 0);
+      }
+    }
+    this.#depthCollectedAt!.set(nowMs / 1000);
   }
 
   async #collectBackfill(): Promise<void> {

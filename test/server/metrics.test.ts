@@ -151,6 +151,29 @@ describe.each(testDialects())('GET /metrics on %s', (dialect) => {
     expect(value(text, 'consent_bridge_dead_letters', { queue: 'outbox' })).toBe(outboxDead);
     expect(value(text, 'consent_bridge_queue_depth_collected_timestamp_seconds')).toBeGreaterThan(Date.parse('2026-01-01') / 1000);
 
+    // Nothing due for long: the harness clock is the time the rows were made.
+    for (const queue of ['inbox', 'outbox']) for (const platform of ['shopify', 'hubspot']) expect(value(text, 'consent_bridge_queue_oldest_due_seconds', { queue, platform })).toBe(0);
+
+    // Lag: the oldest due pending row per queue and platform; dead rows, rows due later (an outbox lease, a retry's
+    // backoff) and rows of other statuses do not count.
+    const at = (seconds: number) => new Date(h.clock.now().getTime() + seconds * 1000).toISOString();
+    const shopifyPending = await store.db.selectFrom('inbox').select('id').where('platform', '=', 'shopify').where('status', '=', 'pending').execute();
+    expect(shopifyPending.length).toBeGreaterThanOrEqual(1);
+    await store.db.updateTable('inbox').set({ run_at: at(-90) }).where('id', '=', shopifyPending[0]!.id).execute();
+    await store.db.updateTable('inbox').set({ run_at: at(-3600) }).where('platform', '=', 'hubspot').execute(); // dead
+    await store.db.updateTable('outbox').set({ run_at: at(-30) }).where('idempotency_key', '=', 'd-1').execute();
+    await store.db.updateTable('outbox').set({ run_at: at(600) }).where('idempotency_key', '=', 'd-2').execute();
+    await store.db.updateTable('outbox').set({ run_at: at(-7200) }).where('idempotency_key', '=', 'd-3').execute(); // dead
+    const lagging = await scrape(app);
+    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'inbox', platform: 'shopify' })).toBe(90);
+    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'inbox', platform: 'hubspot' })).toBe(0);
+    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'hubspot' })).toBe(30);
+    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'shopify' })).toBe(0);
+    await store.db.updateTable('outbox').set({ run_at: at(300) }).where('idempotency_key', '=', 'd-1').execute();
+    expect(value(await scrape(app), 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'hubspot' })).toBe(0); // all due later
+    await store.db.updateTable('outbox').set({ run_at: at(-45) }).where('idempotency_key', '=', 'd-2').execute();
+    expect(value(await scrape(app), 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'hubspot' })).toBe(45);
+
     // Rows that go away are gone from the next scrape; their (platform, operation) stays at 0.
     await store.db.deleteFrom('outbox').where('operation', '=', 'depth_probe').execute();
     const after = await scrape(app);
