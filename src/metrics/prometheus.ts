@@ -4,7 +4,7 @@
  *
  * Queue depths are not counted as rows move: they are read at scrape time with one COUNT … GROUP BY per queue
  * (depth.repository.ts), which also gives each queue's lag: how long its oldest due pending row has waited
- * (`consent_bridge_queue_oldest_due_seconds`, the figure to alert on). A scrape waits at most `collectTimeoutMs`
+ * (`consent_bridge_queue_oldest_pending_seconds`, the figure to alert on). A scrape waits at most `collectTimeoutMs`
  * for them; past that (or when the database fails) the gauges keep their last values,
  * `consent_bridge_metrics_collect_errors_total` says so and `consent_bridge_queue_depth_collected_timestamp_seconds`
  * tells how old they are. A query that outlives the scrape is not started again by the next one: that scrape waits
@@ -40,7 +40,7 @@ export interface PrometheusMetricsOptions {
   readonly collectTimeoutMs?: number;
   /** The backfill's progress, for `consent_bridge_backfill_customers{tenant}`. */
   readonly progressSource?: BackfillProgressSource;
-  /** Wall clock in ms (for the depth timestamp). Default `Date.now`. */
+  /** Wall clock in ms (the depth timestamp, the queues' age). Default `Date.now`; `serve` passes the runtime's clock. */
   readonly nowMs?: () => number;
 }
 
@@ -90,7 +90,7 @@ export class PrometheusMetrics implements Metrics {
   readonly #outboxRows: Gauge<'platform' | 'operation' | 'status'> | undefined;
   readonly #deadLetters: Gauge<'queue'> | undefined;
   readonly #depthCollectedAt: Gauge | undefined;
-  readonly #oldestDue: Gauge<'queue' | 'platform'> | undefined;
+  readonly #oldestPending: Gauge<'queue' | 'platform'> | undefined;
   readonly #backfill: Gauge<'tenant'>;
   readonly #progressSource: BackfillProgressSource | undefined;
 
@@ -183,9 +183,9 @@ export class PrometheusMetrics implements Metrics {
         registers,
         ...scraped,
       });
-      this.#oldestDue = new Gauge({
-        name: 'consent_bridge_queue_oldest_due_seconds',
-        help: 'How long the oldest due pending row of the queue (inbox: webhook deliveries for the worker; outbox: platform writes for the dispatcher) has been due, by platform; 0 when none is due. Growing means that queue falls behind. Read at scrape time.',
+      this.#oldestPending = new Gauge({
+        name: 'consent_bridge_queue_oldest_pending_seconds',
+        help: 'Age of the oldest pending row of the queue, by platform: inbox (webhook deliveries for the worker) since it was received, outbox (platform writes for the dispatcher) since it was enqueued; 0 when none is pending. Rows waiting for a retry or being sent count; dead letters do not. Growing means that queue falls behind. Read at scrape time.',
         labelNames: ['queue', 'platform'],
         registers,
         ...scraped,
@@ -295,11 +295,12 @@ export class PrometheusMetrics implements Metrics {
     this.#deadLetters!.set({ queue: 'inbox' }, dead(inbox));
     this.#deadLetters!.set({ queue: 'outbox' }, dead(outbox));
 
-    // Per platform, the pending row due longest (for the outbox, over its operations); one due later counts 0.
+    // Per platform, the oldest pending row (for the outbox, over its operations).
     for (const [queue, rows] of [['inbox', inbox], ['outbox', outbox]] as const) {
       for (const platform of PLATFORMS) {
-        const earliest = Math.min(...rows.filter((r) => r.platform === platform && r.status === 'pending').map((r) => Date.parse(r.earliestRunAt)));
-        this.#oldestDue!.set({ queue, platform }, Number.isFinite(earliest) ? Math.max(0, (nowMs - earliest) / 1000) : 0);
+        const times = rows.filter((r) => r.platform === platform && r.status === 'pending').map((r) => Date.parse(r.oldestEnqueuedAt));
+        const oldest = Math.min(...times.filter(Number.isFinite));
+        this.#oldestPending!.set({ queue, platform }, Number.isFinite(oldest) ? Math.max(0, (nowMs - oldest) / 1000) : 0);
       }
     }
     this.#depthCollectedAt!.set(nowMs / 1000);

@@ -151,31 +151,33 @@ describe.each(testDialects())('GET /metrics on %s', (dialect) => {
     expect(value(text, 'consent_bridge_dead_letters', { queue: 'outbox' })).toBe(outboxDead);
     expect(value(text, 'consent_bridge_queue_depth_collected_timestamp_seconds')).toBeGreaterThan(Date.parse('2026-01-01') / 1000);
 
-    // Nothing due for long: the harness clock is the time the rows were made.
-    for (const queue of ['inbox', 'outbox']) for (const platform of ['shopify', 'hubspot']) expect(value(text, 'consent_bridge_queue_oldest_due_seconds', { queue, platform })).toBe(0);
+    // Age of the oldest pending row: every row above was made at the harness clock's time.
+    const age = (t: string, queue: string, platform: string) => value(t, 'consent_bridge_queue_oldest_pending_seconds', { queue, platform });
+    for (const queue of ['inbox', 'outbox']) for (const platform of ['shopify', 'hubspot']) expect(age(text, queue, platform)).toBe(0);
 
-    // Lag: the oldest due pending row per queue and platform; dead rows, rows due later (an outbox lease, a retry's
-    // backoff) and rows of other statuses do not count.
+    // Inbox: since received; dead letters do not count, a row waiting for its retry does.
     const at = (seconds: number) => new Date(h.clock.now().getTime() + seconds * 1000).toISOString();
     const shopifyPending = await store.db.selectFrom('inbox').select('id').where('platform', '=', 'shopify').where('status', '=', 'pending').execute();
     expect(shopifyPending.length).toBeGreaterThanOrEqual(1);
-    await store.db.updateTable('inbox').set({ run_at: at(-90) }).where('id', '=', shopifyPending[0]!.id).execute();
-    await store.db.updateTable('inbox').set({ run_at: at(-3600) }).where('platform', '=', 'hubspot').execute(); // dead
-    await store.db.updateTable('outbox').set({ run_at: at(-30) }).where('idempotency_key', '=', 'd-1').execute();
-    await store.db.updateTable('outbox').set({ run_at: at(600) }).where('idempotency_key', '=', 'd-2').execute();
-    await store.db.updateTable('outbox').set({ run_at: at(-7200) }).where('idempotency_key', '=', 'd-3').execute(); // dead
+    await store.db.updateTable('inbox').set({ received_at: at(-90), run_at: at(600), attempts: 2 }).where('id', '=', shopifyPending[0]!.id).execute();
+    await store.db.updateTable('inbox').set({ received_at: at(-3600) }).where('platform', '=', 'hubspot').execute(); // dead
+    // Outbox: since enqueued, whatever run_at says (a claim's lease end); over every operation; done rows do not count.
+    await store.db.updateTable('outbox').set({ created_at: at(-30), run_at: at(60), claimed_until: at(60) }).where('idempotency_key', '=', 'd-1').execute();
+    await store.db.updateTable('outbox').set({ created_at: at(-7200) }).where('idempotency_key', '=', 'd-3').execute(); // dead
     const lagging = await scrape(app);
-    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'inbox', platform: 'shopify' })).toBe(90);
-    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'inbox', platform: 'hubspot' })).toBe(0);
-    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'hubspot' })).toBe(30);
-    expect(value(lagging, 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'shopify' })).toBe(0);
-    await store.db.updateTable('outbox').set({ run_at: at(300) }).where('idempotency_key', '=', 'd-1').execute();
-    expect(value(await scrape(app), 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'hubspot' })).toBe(0); // all due later
-    await store.db.updateTable('outbox').set({ run_at: at(-45) }).where('idempotency_key', '=', 'd-2').execute();
-    expect(value(await scrape(app), 'consent_bridge_queue_oldest_due_seconds', { queue: 'outbox', platform: 'hubspot' })).toBe(45);
+    expect(age(lagging, 'inbox', 'shopify')).toBe(90);
+    expect(age(lagging, 'inbox', 'hubspot')).toBe(0);
+    expect(age(lagging, 'outbox', 'hubspot')).toBe(30);
+    expect(age(lagging, 'outbox', 'shopify')).toBe(0);
+    const other = (key: string): OutboxItem => ({ tenantId: h.tenantA.id, platform: 'hubspot', operation: 'depth_probe_2', idempotencyKey: key, subjectId: null, payload: {}, sourceSeq: null });
+    expect(await enqueueOutbox(store, h.runtime, [other('d-4'), other('d-5')])).toBe(2);
+    await store.db.updateTable('outbox').set({ status: 'done', created_at: at(-500) }).where('idempotency_key', '=', 'd-4').execute();
+    expect(age(await scrape(app), 'outbox', 'hubspot')).toBe(30);
+    await store.db.updateTable('outbox').set({ created_at: at(-200) }).where('idempotency_key', '=', 'd-5').execute();
+    expect(age(await scrape(app), 'outbox', 'hubspot')).toBe(200);
 
     // Rows that go away are gone from the next scrape; their (platform, operation) stays at 0.
-    await store.db.deleteFrom('outbox').where('operation', '=', 'depth_probe').execute();
+    await store.db.deleteFrom('outbox').where('operation', 'in', ['depth_probe', 'depth_probe_2']).execute();
     const after = await scrape(app);
     for (const status of ['pending', 'done', 'dead']) expect(value(after, 'consent_bridge_outbox_rows', { platform: 'hubspot', operation: 'depth_probe', status })).toBe(0);
     expect(value(after, 'consent_bridge_metrics_collect_errors_total', { collector: 'queue_depth', reason: 'timeout' })).toBeUndefined();
