@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { parse as parsePgConnectionString } from 'pg-connection-string';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -160,8 +161,11 @@ export function parseEncryptionKey(value: string): Buffer | string {
 export function parseDatabaseUrl(value: string | null, cwd: string): DatabaseTarget | string {
   if (value === null) return { kind: 'sqlite', file: path.resolve(cwd, DEFAULT_SQLITE_FILE) };
   if (/^postgres(ql)?:\/\//i.test(value)) {
+    // Checked as node-postgres will read it (pg-connection-string), which also takes Unix-socket URLs such as
+    // postgresql://app@/consent?host=/var/run/postgresql (or /cloudsql/… behind the Cloud SQL proxy); WHATWG URL
+    // refuses those for their empty host.
     try {
-      new URL(value);
+      parsePgConnectionString(value);
     } catch {
       return 'is not a valid postgres:// URL';
     }
@@ -273,13 +277,22 @@ export function describeConfig(config: AppConfig): string[] {
   return lines;
 }
 
-/** Hide a password in a connection URL before it is printed or logged. */
+/**
+ * Hide the password of a PostgreSQL connection URL before it is printed or logged: the one in the user info (up to
+ * the last `@` before the query, as URL parsers split it) and a `password=` query parameter. A URL node-postgres
+ * cannot read prints as `(unparseable URL)`.
+ */
 export function redactUrl(url: string): string {
   try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
+    parsePgConnectionString(url);
   } catch {
     return '(unparseable URL)';
   }
+  let out = url;
+  const authority = url.indexOf('://') + 3;
+  const query = url.indexOf('?');
+  const at = url.lastIndexOf('@', query === -1 ? url.length : query);
+  const colon = url.indexOf(':', authority);
+  if (at > authority && colon !== -1 && colon < at) out = `${url.slice(0, colon)}:***${url.slice(at)}`;
+  return out.replace(/([?&]password=)[^&#]*/gi, '$1***');
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { Pool, types as pgTypes } from 'pg';
+import { parse as parsePgConnectionString } from 'pg-connection-string';
 import type { DatabaseTarget } from '../config/config';
 import type { Database } from './schema';
 import { applyWriterSettings } from './sqlite-settings';
@@ -118,13 +119,13 @@ export function openStore(target: DatabaseTarget, options: OpenStoreOptions = {}
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const url = new URL(target.url);
-  if (url.password) url.password = '***';
+  // Host (or socket directory), port and database only, never the password.
+  const { host, port, database } = parsePgConnectionString(target.url);
   return {
     db,
     reader: db,
     dialect: 'postgres',
-    description: `PostgreSQL ${url.host}${url.pathname}${schema ? ` (schema ${schema})` : ''}`,
+    description: `PostgreSQL ${host || 'localhost'}${port ? `:${port}` : ''}/${database ?? ''}${schema ? ` (schema ${schema})` : ''}`,
     close: () => db.destroy(),
   };
 }

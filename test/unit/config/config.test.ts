@@ -167,6 +167,12 @@ describe('DATABASE_URL', () => {
     expect(loadConfig({ DATABASE_URL: 'postgresql://u:p@db:5432/app' }, CWD).database.kind).toBe('postgres');
   });
 
+  it('takes Unix-socket URLs as node-postgres does (empty host, ?host=<socket directory>)', () => {
+    for (const url of ['postgresql://app@/consent?host=/var/run/postgresql', 'postgres:///consent?host=%2Fcloudsql%2Fproj%3Aregion%3Ainst']) {
+      expect(loadConfig({ DATABASE_URL: url }, CWD).database).toEqual({ kind: 'postgres', url });
+    }
+  });
+
   it('resolves sqlite:relative.db against cwd', () => {
     expect(loadConfig({ DATABASE_URL: 'sqlite:relative.db' }, CWD).database).toEqual({ kind: 'sqlite', file: path.join(CWD, 'relative.db') });
   });
@@ -338,6 +344,16 @@ describe('redactUrl', () => {
 
   it('leaves URLs without a password alone', () => {
     expect(redactUrl('postgres://postgres@127.0.0.1:5432/test')).toBe('postgres://postgres@127.0.0.1:5432/test');
+  });
+
+  it('replaces a password holding @ or / up to the last @, and a password= query parameter', () => {
+    expect(redactUrl('postgres://user:p@ss/w@host:5432/db')).toBe('postgres://user:***@host:5432/db');
+    expect(redactUrl('postgres://user@host/db?sslmode=disable&password=hunter2')).toBe('postgres://user@host/db?sslmode=disable&password=***');
+  });
+
+  it('redacts Unix-socket URLs, whose host is empty', () => {
+    expect(redactUrl('postgresql://app:hunter2@/consent?host=/var/run/postgresql')).toBe('postgresql://app:***@/consent?host=/var/run/postgresql');
+    expect(redactUrl('postgresql:///consent?host=/var/run/postgresql')).toBe('postgresql:///consent?host=/var/run/postgresql');
   });
 
   it('prints nothing of an unparseable URL', () => {
