@@ -10,7 +10,9 @@
  */
 // `%40` and `%2B`: personal data in URL paths and query strings arrives percent-encoded.
 const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*?(?:@|%40)[A-Za-z0-9.-]+\.([A-Za-z]{2,})/gi;
-const PHONE_CANDIDATE = /(?<![\w.])(?:\+|%2B)?\(?\d[\d\s().\/-]{5,}\d(?![\w])/gi;
+// Not inside a hyphenated hex id (UUIDs such as tenant and row ids): a digit run between `-` and a hex digit, as in
+// `…-15c8-7053-9792-2c46…`, would otherwise read as a phone with separators and corrupt the id in the log.
+const PHONE_CANDIDATE = /(?<![\w.])(?<![0-9a-f]-)(?:\+|%2B)?\(?\d[\d\s().\/-]{5,}\d(?![\w])(?!-[0-9a-f])/gi;
 /** Keys whose whole value is personal data, masked even when the pattern would not catch it. */
 const PII_KEYS = /^(email|email_address|emailAddress|phone|phone_number|phoneNumber|first_name|last_name|firstName|lastName|name|address1|address2|ip|userAgent|user_agent)$/i;
 const SECRET_KEYS = /(secret|token|password|authorization|cookie|api[-_]?key|encryption[-_]?key|hmac|signature)/i;

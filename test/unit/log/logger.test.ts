@@ -1,6 +1,7 @@
 import { createLogger, silentLogger } from '../../../src/log/logger';
 import { maskString, maskValue } from '../../../src/log/mask';
 import type { Logger } from '../../../src/ports';
+import { randomUUID } from 'node:crypto';
 
 const EMAIL = 'ana.weber@example.com';
 const EMAIL_2 = 'Jonas.Mueller@shop.example.de';
@@ -57,6 +58,17 @@ describe('maskString', () => {
     expect(maskString(SHOPIFY_ID)).toBe(SHOPIFY_ID);
     expect(maskString(`gid://shopify/Customer/${SHOPIFY_ID}`)).toBe(`gid://shopify/Customer/${SHOPIFY_ID}`);
     expect(maskString(`customers ${SHOPIFY_ID}, 7301122334456`)).toBe(`customers ${SHOPIFY_ID}, 7301122334456`);
+  });
+
+  it('does not alter UUIDs (tenant, row and request ids), whatever their digits', () => {
+    expect(maskString('tenant 01a21038-15c8-7053-9792-2c46bd417f02 ok')).toBe('tenant 01a21038-15c8-7053-9792-2c46bd417f02 ok');
+    expect(maskString('12345678-1234-7234-9234-123456789012')).toBe('12345678-1234-7234-9234-123456789012');
+    for (let i = 0; i < 20_000; i++) {
+      const id = randomUUID();
+      expect(maskString(`{"tenantId":"${id}"}`)).toBe(`{"tenantId":"${id}"}`);
+    }
+    // A phone next to an id is still masked.
+    expect(maskString('01a21038-15c8-7053-9792-2c46bd417f02 +49 151 1234 5678')).toBe('01a21038-15c8-7053-9792-2c46bd417f02 +***78');
   });
 
   it('does not alter ISO timestamps and dates', () => {
