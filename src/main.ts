@@ -83,7 +83,9 @@ export const uuidIds: IdGenerator = { next: () => uuidv7() };
 
 export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const store = overrides.store ?? openStore(config.database);
+  const store =
+    overrides.store ??
+    openStore(config.database, { onConnectionError: (err) => logger.warn({ err }, 'a PostgreSQL connection was lost; the next query opens a new one') });
   return {
     config,
     logger,

@@ -31,7 +31,19 @@ export interface OpenStoreOptions {
   readonly schema?: string;
   /** PostgreSQL pool size. Default 10. */
   readonly poolSize?: number;
+  /**
+   * PostgreSQL: a connection failed (server restart or failover, `idle_session_timeout`, a network cut), idle or
+   * in use. A query it was running fails as usual; the pool drops the connection and opens a new one on next use.
+   * This only reports it. node-postgres raises such failures as `error` events, which would end the process as
+   * uncaught exceptions without a listener.
+   */
+  readonly onConnectionError?: (err: Error) => void;
+  /** PostgreSQL: longest wait for a new connection before a query fails (ms). Default 10,000. */
+  readonly connectTimeoutMs?: number;
 }
+
+/** PostgreSQL connect timeout: a server that accepts TCP but never answers fails queries instead of hanging them. */
+export const PG_CONNECT_TIMEOUT_MS = 10_000;
 
 /** SQLite busy timeout: how long a writer waits for another process's lock before failing. Default 5 s. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
@@ -115,9 +127,15 @@ export function openStore(target: DatabaseTarget, options: OpenStoreOptions = {}
   const pool = new Pool({
     connectionString: target.url,
     max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS,
+    // TCP keepalive, so a peer that vanished without closing (a cut network) is noticed on idle connections too.
+    keepAlive: true,
     types: pgTypeParsers,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
+  // Every connection gets its own listener for its whole life: the pool listens only while a connection is idle.
+  pool.on('connect', (client) => client.on('error', (err) => options.onConnectionError?.(err)));
+  pool.on('error', () => undefined); // an idle connection's failure, already reported by the listener above
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   // Host (or socket directory), port and database only, never the password.
   const { host, port, database } = parsePgConnectionString(target.url);
