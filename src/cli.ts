@@ -150,7 +150,10 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .action(async () => {
       const cfg = config();
       const runtime = createRuntime(cfg, { logger: createLogger({ level: cfg.logLevel }) });
-      const running = await startServer(runtime);
+      const running = await startServer(runtime).catch(async (err: unknown) => {
+        await runtime.close();
+        throw err;
+      });
       // One write, so the banner is never interleaved with log lines.
       out([`consent-bridge listening on ${running.url}`, ...describeConfig(cfg).map((line) => `  ${line}`), ''].join('\n'));
       await new Promise<void>((resolve) => {
@@ -158,7 +161,12 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           const onSignal = (signal: NodeJS.Signals): void => {
             process.off('SIGTERM', onSignal);
             process.off('SIGINT', onSignal);
-            void running.stop(signal).then(resolve, resolve);
+            void running.stop(signal).then(resolve, () => {
+              // Logged by stop: something (a database that stopped answering) still holds the event loop.
+              process.exitCode = EXIT_FAILURE;
+              setImmediate(() => process.exit());
+              resolve();
+            });
           };
           process.on('SIGTERM', onSignal);
           process.on('SIGINT', onSignal);

@@ -98,14 +98,27 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   };
 }
 
-export async function checkReadiness(store: Store): Promise<Readiness> {
+/** Longest `/readyz` waits for the database (ms): a load balancer's probe gets a 503 rather than no answer. */
+export const READINESS_TIMEOUT_MS = 2000;
+
+/** `promise`, or a rejection naming `what` after `ms` (the promise keeps running). */
+function withinTime<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export async function checkReadiness(store: Store, timeoutMs = READINESS_TIMEOUT_MS): Promise<Readiness> {
   try {
-    await pingStore(store);
+    await withinTime(pingStore(store), timeoutMs, 'the database');
   } catch (err) {
     return { ready: false, checks: { database: { ok: false, detail: err instanceof Error ? err.message : 'unreachable' }, migrations: { ok: false, detail: 'database unreachable' } } };
   }
   try {
-    const pending = await pendingMigrations(store);
+    const pending = await withinTime(pendingMigrations(store), timeoutMs, 'the migration check');
     return {
       ready: pending.length === 0,
       checks: { database: { ok: true }, migrations: pending.length === 0 ? { ok: true } : { ok: false, detail: `pending: ${pending.join(', ')}` } },
@@ -342,7 +355,10 @@ export function buildApp(runtime: Runtime, hooks: { onAccepted?: () => void; inb
 export interface RunningServer {
   readonly url: string;
   readonly server: http.Server;
-  /** Graceful stop: refuse new connections, let in-flight requests finish (up to the timeout), close the db. */
+  /**
+   * Graceful stop: refuse new connections, let in-flight requests finish (up to the timeout), stop the background
+   * work and close the db. Rejects when the background work has not stopped SHUTDOWN_TIMEOUT_MS + 5 s later.
+   */
   stop(reason?: string): Promise<void>;
 }
 
@@ -350,6 +366,9 @@ export interface RunningServer {
  * `hubspot` and `outbox`: settings without an environment variable, for sandboxes and benchmarks (defaults as in
  * `serve`).
  */
+/** Added to SHUTDOWN_TIMEOUT_MS for the background work's stop, since the jobs get SHUTDOWN_TIMEOUT_MS of their own. */
+const BACKGROUND_STOP_GRACE_MS = 5000;
+
 export async function startServer(runtime: Runtime, options: { migrate?: boolean; hubspot?: HubspotTuning; outbox?: OutboxTuning } = {}): Promise<RunningServer> {
   const { config, logger } = runtime;
   if (options.migrate !== false) {
@@ -369,10 +388,17 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
   const app = buildApp(runtime, { inbox, metrics, ...(worker ? { onAccepted: () => worker.notify() } : {}) });
   const server = http.createServer(app.callback());
   // Keep-alive sockets would hold `close()` open; idle ones are closed on shutdown, busy ones finish first.
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (err) {
+    // Port taken, address not available …: the write thread would keep the process alive, so a supervisor would
+    // never see the failure and restart it.
+    await offload?.close();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   logger.info({ url, features: describeConfig(config), worker: worker ? 'in-process' : 'off (RUN_WORKER=false)' }, 'consent-bridge listening');
@@ -397,13 +423,23 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
         await closed;
       }
       clearTimeout(timer);
-      // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
-      await offload?.close();
-      await worker?.stop();
-      await jobs?.stop(config.shutdownTimeoutMs);
-      // After the worker and the jobs (they enqueue): the chunk in flight finishes and is recorded; the rest stay due.
-      await outbox?.stop();
-      await runtime.close();
+      const background = (async () => {
+        // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
+        await offload?.close();
+        await worker?.stop();
+        await jobs?.stop(config.shutdownTimeoutMs);
+        // After the worker and the jobs (they enqueue): the chunk in flight finishes and is recorded; the rest stay due.
+        await outbox?.stop();
+        await runtime.close();
+      })();
+      // A database that stopped answering must not hold the stop forever: past SHUTDOWN_TIMEOUT_MS plus a grace it
+      // rejects, and `serve` ends the process (what was not committed stays pending and is picked up on restart).
+      try {
+        await withinTime(background, config.shutdownTimeoutMs + BACKGROUND_STOP_GRACE_MS, 'stopping the background work');
+      } catch (err) {
+        logger.error({ err }, 'background work did not stop in time');
+        throw err;
+      }
       logger.info({}, 'stopped');
     })();
     return stopping;

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, minimalEnv, start } from '../helpers/process';
@@ -46,6 +47,26 @@ describe('the server process', () => {
     expect(output).not.toContain('4915112345678');
   });
 
+  test('a port already in use exits 1 with the reason, instead of hanging on (SQLite write thread included)', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, [BIN, 'serve'], { cwd, env: minimalEnv({ PORT: String(port), HOST: '127.0.0.1' }) });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => (child.kill('SIGKILL'), resolve(-1)), 10_000);
+        child.on('exit', (exitCode) => (clearTimeout(timer), resolve(exitCode)));
+      });
+      expect(code).toBe(1);
+      expect(output).toMatch(/EADDRINUSE/);
+    } finally {
+      taken.close();
+    }
+  });
+
   test('an invalid configuration exits 1 with one message naming every bad variable', async () => {
     const child = spawn(process.execPath, [BIN, 'serve'], {
       cwd,
@@ -80,4 +101,56 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('the server proces
     expect(await server.exited).toBe(0);
     fs.rmSync(cwd, { recursive: true, force: true });
   });
+
+  test('a database that stops answering: /readyz says 503 in time, and a shutdown ends in bounded time', async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-proc-pg-'));
+    const proxy = await silenceableProxy(new URL((db.target as { url: string }).url));
+    const url = `postgres://postgres@127.0.0.1:${proxy.port}/${new URL((db.target as { url: string }).url).pathname.slice(1)}?options=${encodeURIComponent(`-c search_path=${db.schema}`)}`;
+    const server = await start(cwd, minimalEnv({ PORT: '0', DATABASE_URL: url, SHUTDOWN_TIMEOUT_MS: '500' }));
+    try {
+      expect((await fetch(`${server.baseUrl}/readyz`)).status).toBe(200);
+      proxy.silence(); // connections stay open, nothing comes back (a hung server, a cut network)
+      const started = Date.now();
+      const ready = await fetch(`${server.baseUrl}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(JSON.stringify(await ready.json())).toMatch(/did not answer within 2000 ms/);
+      expect(Date.now() - started).toBeLessThan(4000);
+      await new Promise((resolve) => setTimeout(resolve, 700)); // the worker's next poll now hangs too
+      const stopping = Date.now();
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(1);
+      expect(Date.now() - stopping).toBeLessThan(9000); // 0.5 s for requests + 0.5 s + 5 s for the background work
+      expect(server.output()).toMatch(/background work did not stop in time/);
+    } finally {
+      server.child.kill('SIGKILL');
+      proxy.close();
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 20_000);
 });
+
+/** A TCP proxy to PostgreSQL that can go silent: connections stay open and nothing is forwarded any more. */
+async function silenceableProxy(target: URL): Promise<{ port: number; silence(): void; close(): void }> {
+  let silent = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(from);
+      from.on('data', (chunk) => (silent ? undefined : to.write(chunk)));
+      from.on('error', () => undefined);
+      from.on('close', () => (silent ? undefined : to.destroy()));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    silence: () => {
+      silent = true;
+    },
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
