@@ -21,7 +21,19 @@ import type { Decision } from './rules/decide';
 import { createLogger, silentLogger } from './log/logger';
 import { inboxStats, listDeadDeliveries, pruneProcessedDeliveries, retryDeadDeliveries } from './inbox/inbox';
 import { listDeadOutbox, outboxStats, retryDeadOutbox } from './outbox/outbox';
-import { createRuntime, backfillDeps, backgroundJobs, createJobScheduler, createOutboxDispatcher, createPlatformPorts, createWorker, startServer, type Runtime } from './main';
+import {
+  BACKGROUND_STOP_GRACE_MS,
+  createRuntime,
+  backfillDeps,
+  backgroundJobs,
+  createJobScheduler,
+  createOutboxDispatcher,
+  createPlatformPorts,
+  createWorker,
+  startServer,
+  withinTime,
+  type Runtime,
+} from './main';
 import { backfillProgress, runBackfill, type BackfillProgress, type BackfillResult } from './sync/backfill';
 import { provisioningOf } from './sync/provision';
 import { migrateToLatest } from './store/migrations';
@@ -209,9 +221,19 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           process.on('SIGTERM', onSignal);
           process.on('SIGINT', onSignal);
         });
-        await worker.stop();
-        await jobs.stop(cfg.shutdownTimeoutMs);
-        await outbox.stop();
+        const stopping = (async () => {
+          await worker.stop();
+          await jobs.stop(cfg.shutdownTimeoutMs);
+          await outbox.stop();
+        })();
+        // As in `serve`: a database that stopped answering must not hold the process forever.
+        try {
+          await withinTime(stopping, cfg.shutdownTimeoutMs + BACKGROUND_STOP_GRACE_MS, 'stopping the worker');
+        } catch (error) {
+          runtime.logger.error({ err: error }, 'the worker did not stop in time; exiting anyway');
+          process.exitCode = EXIT_FAILURE;
+          setImmediate(() => process.exit());
+        }
       } finally {
         await runtime.close();
       }

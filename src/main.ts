@@ -102,7 +102,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
 export const READINESS_TIMEOUT_MS = 2000;
 
 /** `promise`, or a rejection naming `what` after `ms` (the promise keeps running). */
-function withinTime<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export function withinTime<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
@@ -367,7 +367,7 @@ export interface RunningServer {
  * `serve`).
  */
 /** Added to SHUTDOWN_TIMEOUT_MS for the background work's stop, since the jobs get SHUTDOWN_TIMEOUT_MS of their own. */
-const BACKGROUND_STOP_GRACE_MS = 5000;
+export const BACKGROUND_STOP_GRACE_MS = 5000;
 
 export async function startServer(runtime: Runtime, options: { migrate?: boolean; hubspot?: HubspotTuning; outbox?: OutboxTuning } = {}): Promise<RunningServer> {
   const { config, logger } = runtime;

@@ -118,7 +118,7 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('the server proces
       await new Promise((resolve) => setTimeout(resolve, 700)); // the worker's next poll now hangs too
       const stopping = Date.now();
       server.child.kill('SIGTERM');
-      expect(await server.exited).toBe(1);
+      expect(await exitWithin(server.exited, server.child, 12_000)).toBe(1);
       expect(Date.now() - stopping).toBeLessThan(9000); // 0.5 s for requests + 0.5 s + 5 s for the background work
       expect(server.output()).toMatch(/background work did not stop in time/);
     } finally {
@@ -127,7 +127,49 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('the server proces
       fs.rmSync(cwd, { recursive: true, force: true });
     }
   }, 20_000);
+
+  test('`worker` on a database that stops answering also ends in bounded time after SIGTERM', async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-proc-pg-'));
+    const proxy = await silenceableProxy(new URL((db.target as { url: string }).url));
+    const url = `postgres://postgres@127.0.0.1:${proxy.port}/${new URL((db.target as { url: string }).url).pathname.slice(1)}?options=${encodeURIComponent(`-c search_path=${db.schema}`)}`;
+    const child = spawn(process.execPath, [BIN, 'worker'], { cwd, env: minimalEnv({ DATABASE_URL: url, SHUTDOWN_TIMEOUT_MS: '500' }) });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      for (let i = 0; i < 150 && !/worker running/.test(output); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(output).toMatch(/worker running/);
+      proxy.silence();
+      await new Promise((resolve) => setTimeout(resolve, 700)); // the next poll hangs
+      const stopping = Date.now();
+      child.kill('SIGTERM');
+      expect(await exitWithin(exited, child, 12_000)).toBe(1);
+      expect(Date.now() - stopping).toBeLessThan(8000);
+      expect(output).toMatch(/the worker did not stop in time/);
+    } finally {
+      child.kill('SIGKILL');
+      proxy.close();
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 20_000);
 });
+
+/** The exit code, or 'hung' (after a SIGKILL) if the process has not exited within `ms`: a failing test must not hang the run. */
+async function exitWithin(exited: Promise<number | null>, child: { kill(signal: NodeJS.Signals): boolean }, ms: number): Promise<number | null | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve('hung');
+    }, ms);
+  });
+  try {
+    return await Promise.race([exited, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A TCP proxy to PostgreSQL that can go silent: connections stay open and nothing is forwarded any more. */
 async function silenceableProxy(target: URL): Promise<{ port: number; silence(): void; close(): void }> {
