@@ -130,10 +130,17 @@ async function tenantIdsFor(runtime: Runtime, ref: string | undefined): Promise<
 }
 
 export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
-  const env = io.env ?? readEnvironment(io.cwd);
   const cwd = io.cwd ?? process.cwd();
   const out = io.stdout ?? ((text: string) => process.stdout.write(text));
   const err = io.stderr ?? ((text: string) => process.stderr.write(text));
+  let env: Record<string, string | undefined>;
+  try {
+    env = io.env ?? readEnvironment(io.cwd);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    err(`${error.message}\n`);
+    return EXIT_FAILURE;
+  }
   const println = (line = ''): void => out(`${line}\n`);
   let exitCode = EXIT_OK;
 
@@ -385,6 +392,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .option('--all', 'every dead-lettered delivery (required when no ids are given)')
     .action(async (ids: string[], opts: { tenant?: string; all?: boolean }) => {
       if (ids.length === 0 && !opts.all) throw new AppError('bad_request', 'give delivery ids, or --all');
+      if (ids.length > 0 && opts.all) throw new AppError('bad_request', 'give delivery ids or --all, not both');
       await withRuntime(async (runtime) => {
         const requeued = await retryDeadDeliveries(runtime.store, runtime, { ...(await tenantFilter(runtime, opts.tenant)), ...(ids.length > 0 ? { ids } : {}) });
         println(`re-queued ${requeued} deliver${requeued === 1 ? 'y' : 'ies'}`);
@@ -461,7 +469,11 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     .option('--settings-file <path>', 'JSON settings (schema: manifest.json "settings")')
     .action(async (opts: Record<string, string | undefined>) => {
       const settings = opts.settingsFile ? readJsonFile(opts.settingsFile) : undefined;
-      if (opts.credentialsFile && (opts.shopifyToken || opts.hubspotToken)) throw new AppError('bad_request', 'give tokens either in --credentials-file or as options, not both');
+      const tokenOptions = ['shopifyToken', 'shopifyRefreshToken', 'shopifyTokenExpires', 'hubspotToken', 'hubspotRefreshToken', 'hubspotTokenExpires'].filter((k) => opts[k] !== undefined);
+      if (opts.credentialsFile && tokenOptions.length > 0) throw new AppError('bad_request', 'give tokens either in --credentials-file or as options, not both');
+      // A refresh token or expiry without its access token would be dropped without a word.
+      const orphans = (['shopify', 'hubspot'] as const).filter((p) => opts[`${p}Token`] === undefined && (opts[`${p}RefreshToken`] !== undefined || opts[`${p}TokenExpires`] !== undefined));
+      if (orphans.length > 0) throw new AppError('bad_request', orphans.map((p) => `--${p}-refresh-token and --${p}-token-expires need --${p}-token`).join('; '));
       const fromFile = opts.credentialsFile ? readCredentialsFile(opts.credentialsFile) : {};
       await withRuntime(async (runtime) => {
         const created = await addTenant(runtime.store, runtime, {
@@ -609,7 +621,8 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     return exitCode;
   } catch (error: unknown) {
     if (error instanceof CommanderError) {
-      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? EXIT_OK : EXIT_USAGE;
+      // `--help` and `--version` asked for are fine; `commander.help` is help shown because no (sub)command was given.
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;
     }
     if (error instanceof ConfigError) {
       err(`${error.message}\n`);

@@ -5,9 +5,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import dotenv from 'dotenv';
+import { ConfigError } from './config';
 
+/** Throws a ConfigError when a `.env` exists but cannot be read (a directory, no permission). */
 export function readEnvironment(cwd: string = process.cwd()): Record<string, string | undefined> {
   const file = path.join(cwd, '.env');
-  const fromFile = fs.existsSync(file) ? dotenv.parse(fs.readFileSync(file)) : {};
+  let fromFile: Record<string, string> = {};
+  if (fs.existsSync(file)) {
+    try {
+      fromFile = dotenv.parse(fs.readFileSync(file));
+    } catch (err) {
+      throw new ConfigError([`${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+    }
+  }
   return { ...fromFile, ...process.env };
 }

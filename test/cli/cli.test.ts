@@ -62,6 +62,12 @@ describe.each(testDialects())('consent-bridge CLI on %s', (dialect) => {
     const missing = await cli('tenant', 'add', '--shop', 'x.myshopify.com');
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/--portal/);
+    for (const args of [[], ['inbox'], ['tenant', 'settings']]) {
+      const bare = await cli(...args);
+      expect(bare.code).toBe(2); // no command given: help on stderr, a usage error
+      expect(bare.err).toMatch(/Usage: consent-bridge/);
+    }
+    expect(await cli('inbox', 'retry', 'some-id', '--all')).toMatchObject({ code: 2, err: expect.stringMatching(/not both/) });
     const invalid = await cli('tenant', 'add', '--shop', 'not a shop', '--portal', 'abc');
     expect(invalid.code).toBe(2);
     expect(invalid.err).toMatch(/myshopify\.com[\s\S]*portal id/);
@@ -99,6 +105,12 @@ describe.each(testDialects())('consent-bridge CLI on %s', (dialect) => {
     const twice = await cli('tenant', 'add', '--shop', 'refused.myshopify.com', '--portal', '882', '--credentials-file', file, '--hubspot-token', 'x');
     expect(twice.code).toBe(2);
     expect(twice.err).toMatch(/not both/);
+    const refreshTwice = await cli('tenant', 'add', '--shop', 'refused.myshopify.com', '--portal', '882', '--credentials-file', file, '--shopify-refresh-token', 'y');
+    expect(refreshTwice).toMatchObject({ code: 2, err: expect.stringMatching(/not both/) });
+    // A refresh token or expiry without its access token is refused, not dropped.
+    const orphan = await cli('tenant', 'add', '--shop', 'refused.myshopify.com', '--portal', '882', '--hubspot-refresh-token', 'x');
+    expect(orphan).toMatchObject({ code: 2, err: expect.stringMatching(/--hubspot-refresh-token and --hubspot-token-expires need --hubspot-token/) });
+    expect(await cli('tenant', 'add', '--shop', 'refused.myshopify.com', '--portal', '882', '--shopify-token-expires', '2026-07-01T00:00:00Z')).toMatchObject({ code: 2, err: expect.stringMatching(/need --shopify-token/) });
     expect((await cli('tenant', 'show', 'refused.myshopify.com')).code).toBe(1);
   });
 
@@ -235,6 +247,22 @@ describe.each(testDialects())('consent-bridge CLI on %s', (dialect) => {
       expect((await cli('outbox', 'retry', '--help')).code).toBe(0);
     } finally {
       await runtime.close();
+    }
+  });
+});
+
+describe('consent-bridge CLI environment', () => {
+  it('a .env that cannot be read exits 1 with a message naming it, not a stack trace', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-cli-env-'));
+    try {
+      fs.mkdirSync(path.join(dir, '.env'));
+      let err = '';
+      const code = await runCli(['node', 'consent-bridge', 'tenant', 'list'], { cwd: dir, stdout: () => undefined, stderr: (t) => (err += t), handleSignals: false });
+      expect(code).toBe(1);
+      expect(err).toMatch(/^Invalid configuration \(1 problem\):\n {2}- .*\.env cannot be read \(EISDIR\)/);
+      expect(err).not.toMatch(/\n\s+at /);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
