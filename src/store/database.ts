@@ -137,13 +137,14 @@ export function openStore(target: DatabaseTarget, options: OpenStoreOptions = {}
   pool.on('connect', (client) => client.on('error', (err) => options.onConnectionError?.(err)));
   pool.on('error', () => undefined); // an idle connection's failure, already reported by the listener above
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  // Host (or socket directory), port and database only, never the password.
-  const { host, port, database } = parsePgConnectionString(target.url);
+  // Host (or socket directory), port, database and schema only, never the password.
+  const { host, port, database, options: urlOptions } = parsePgConnectionString(target.url);
+  const searchPath = schema ?? /search_path\s*=\s*([^\s]+)/.exec(urlOptions ?? '')?.[1];
   return {
     db,
     reader: db,
     dialect: 'postgres',
-    description: `PostgreSQL ${host || 'localhost'}${port ? `:${port}` : ''}/${database ?? ''}${schema ? ` (schema ${schema})` : ''}`,
+    description: `PostgreSQL ${host || 'localhost'}${port ? `:${port}` : ''}/${database ?? ''}${searchPath ? ` (schema ${searchPath})` : ''}`,
     close: () => db.destroy(),
   };
 }

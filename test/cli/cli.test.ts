@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../src/cli';
+import { postgresUrl } from '../helpers/env';
 import { createTestDatabase, rawSql, testDialects, type TestDatabase } from '../helpers/stores';
 
 const KEY = 'a'.repeat(64);
@@ -264,5 +265,27 @@ describe('consent-bridge CLI environment', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe.each(testDialects().filter((d) => d === 'postgres'))('consent-bridge CLI database errors on %s', () => {
+  const run = async (databaseUrl: string): Promise<{ code: number; err: string }> => {
+    let err = '';
+    const code = await runCli(['node', 'consent-bridge', 'migrate'], { env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent' }, cwd: os.tmpdir(), stdout: () => undefined, stderr: (t) => (err += t), handleSignals: false });
+    return { code, err };
+  };
+
+  it('names the missing schema of the search_path instead of a missing migration table', async () => {
+    const url = `${postgresUrl()}?options=${encodeURIComponent('-c search_path=no_such_schema_x')}`;
+    const { code, err } = await run(url);
+    expect(code).toBe(1);
+    expect(err).toMatch(/no schema of the PostgreSQL search_path \(no_such_schema_x\) exists on PostgreSQL .*; create it first/);
+  });
+
+  it('names the database it cannot reach, without its password', async () => {
+    const { code, err } = await run('postgres://app:s3cr3t@127.0.0.1:1/consent');
+    expect(code).toBe(1);
+    expect(err).toMatch(/cannot reach PostgreSQL 127\.0\.0\.1:1\/consent: .*ECONNREFUSED/);
+    expect(err).not.toContain('s3cr3t');
   });
 });

@@ -529,14 +529,32 @@ function withSchemaScopedIntrospection(db: Kysely<any>, schema: string): Kysely<
 
 /** Apply every pending migration. Throws with the failing migration's name if one fails. */
 export async function migrateToLatest(store: Store): Promise<MigrationResultSet> {
+  await requireSchema(store);
   const result = await (await migratorFor(store)).migrateToLatest();
   if (result.error) {
-    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new Error(`migration ${failed} failed: ${result.error instanceof Error ? result.error.message : String(result.error)}`, {
-      cause: result.error,
-    });
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName;
+    const reason = result.error instanceof Error ? result.error.message : String(result.error);
+    throw new Error(failed ? `migration ${failed} failed: ${reason}` : `migrations could not run on ${store.description}: ${reason}`, { cause: result.error });
   }
   return result;
+}
+
+/**
+ * PostgreSQL: the search_path must name a schema that exists (a `?options=-c search_path=…` with a typo, or a schema
+ * not created yet); otherwise Kysely's first statement fails with a puzzling "relation kysely_migration_lock does
+ * not exist".
+ */
+async function requireSchema(store: Store): Promise<void> {
+  if (store.dialect !== 'postgres') return;
+  let rows: Array<{ schema: string | null; path: string }>;
+  try {
+    ({ rows } = await sql<{ schema: string | null; path: string }>`select current_schema() as schema, current_setting('search_path') as path`.execute(store.db));
+  } catch (err) {
+    throw new Error(`cannot reach ${store.description}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (rows[0]?.schema == null) {
+    throw new Error(`no schema of the PostgreSQL search_path (${rows[0]?.path ?? '?'}) exists on ${store.description}; create it first (create schema …)`);
+  }
 }
 
 /** Names of migrations known to the code but not applied to the database (empty = up to date). */

@@ -20,3 +20,14 @@ describe('openStore description (PostgreSQL)', () => {
     }
   });
 });
+
+describe('openStore description of a schema set in the URL', () => {
+  it('shows the search_path of ?options=-c search_path=…', async () => {
+    const store = openStore({ kind: 'postgres', url: `postgres://app@db.internal/consent?options=${encodeURIComponent('-c search_path=shop_eu')}` });
+    try {
+      expect(store.description).toBe('PostgreSQL db.internal/consent (schema shop_eu)');
+    } finally {
+      await store.close();
+    }
+  });
+});
