@@ -193,14 +193,17 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       hubspot,
       database: tempDir ? `SQLite in ${tempDir}` : runtime.store.description,
       async stop() {
-        await server.stop('sandbox stopped');
-        await shopify.stop();
-        await hubspot.close();
-        if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+        try {
+          await server.stop('sandbox stopped');
+        } finally {
+          await shopify.stop();
+          await hubspot.close();
+          if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+        }
       },
     };
   } catch (err) {
-    if (running) await running.stop('sandbox failed to start');
+    if (running) await running.stop('sandbox failed to start').catch(() => undefined); // logged by stop
     else await runtime.close();
     await shopify.stop();
     await hubspot.close();

@@ -31,6 +31,7 @@ import {
   createPlatformPorts,
   createWorker,
   startServer,
+  TimedOut,
   withinTime,
   type Runtime,
 } from './main';
@@ -181,9 +182,8 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
             process.off('SIGTERM', onSignal);
             process.off('SIGINT', onSignal);
             void running.stop(signal).then(resolve, () => {
-              // Logged by stop: something (a database that stopped answering) still holds the event loop.
-              process.exitCode = EXIT_FAILURE;
-              setImmediate(() => process.exit());
+              // Logged by stop: something (a database that stopped answering) may still hold the event loop.
+              setImmediate(() => process.exit(EXIT_FAILURE));
               resolve();
             });
           };
@@ -237,9 +237,8 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
         try {
           await withinTime(stopping, cfg.shutdownTimeoutMs + BACKGROUND_STOP_GRACE_MS, 'stopping the worker');
         } catch (error) {
-          runtime.logger.error({ err: error }, 'the worker did not stop in time; exiting anyway');
-          process.exitCode = EXIT_FAILURE;
-          setImmediate(() => process.exit());
+          runtime.logger.error({ err: error }, error instanceof TimedOut ? 'the worker did not stop in time; exiting anyway' : 'stopping the worker failed');
+          setImmediate(() => process.exit(EXIT_FAILURE));
         }
       } finally {
         await runtime.close();
@@ -621,8 +620,10 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     return exitCode;
   } catch (error: unknown) {
     if (error instanceof CommanderError) {
-      // `--help` and `--version` asked for are fine; `commander.help` is help shown because no (sub)command was given.
-      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;
+      // Help asked for (`--help`, `help [command]`) and `--version` are fine; help shown because no (sub)command was
+      // given carries commander's exit code 1 and is a usage error.
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK;
+      return error.code === 'commander.help' && error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     if (error instanceof ConfigError) {
       err(`${error.message}\n`);

@@ -101,11 +101,16 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
 /** Longest `/readyz` waits for the database (ms): a load balancer's probe gets a 503 rather than no answer. */
 export const READINESS_TIMEOUT_MS = 2000;
 
-/** `promise`, or a rejection naming `what` after `ms` (the promise keeps running). */
+/** What `withinTime` rejects with when time ran out (other rejections are the promise's own). */
+export class TimedOut extends Error {
+  override readonly name = 'TimedOut';
+}
+
+/** `promise`, or a `TimedOut` rejection naming `what` after `ms` (the promise keeps running). */
 export function withinTime<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new TimedOut(`${what} did not answer within ${ms} ms`)), ms);
     timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
@@ -437,7 +442,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
       try {
         await withinTime(background, config.shutdownTimeoutMs + BACKGROUND_STOP_GRACE_MS, 'stopping the background work');
       } catch (err) {
-        logger.error({ err }, 'background work did not stop in time');
+        logger.error({ err }, err instanceof TimedOut ? 'background work did not stop in time' : 'stopping the background work failed');
         throw err;
       }
       logger.info({}, 'stopped');

@@ -166,8 +166,9 @@ export function parseDatabaseUrl(value: string | null, cwd: string): DatabaseTar
     // refuses those for their empty host.
     try {
       parsePgConnectionString(value);
-    } catch {
-      return 'is not a valid postgres:// URL';
+    } catch (err) {
+      // The parser also reads the files of sslrootcert, sslcert and sslkey: its message says which part failed.
+      return `is not a valid postgres:// URL (${err instanceof Error ? err.message : String(err)})`;
     }
     return { kind: 'postgres', url: value };
   }
@@ -278,21 +279,31 @@ export function describeConfig(config: AppConfig): string[] {
 }
 
 /**
- * Hide the password of a PostgreSQL connection URL before it is printed or logged: the one in the user info (up to
- * the last `@` before the query, as URL parsers split it) and a `password=` query parameter. A URL node-postgres
- * cannot read prints as `(unparseable URL)`.
+ * A PostgreSQL connection URL fit to print: rebuilt from what node-postgres reads (user, host or socket, port,
+ * database) and the query parameters, with the password (in the user info or a `password` parameter, however
+ * encoded) replaced by `***`. Never the raw string, so no odd character in a password can carry it through. A URL
+ * node-postgres cannot read prints as `(unparseable URL)`.
  */
 export function redactUrl(url: string): string {
+  let parsed: ReturnType<typeof parsePgConnectionString>;
   try {
-    parsePgConnectionString(url);
+    parsed = parsePgConnectionString(url);
   } catch {
     return '(unparseable URL)';
   }
-  let out = url;
-  const authority = url.indexOf('://') + 3;
-  const query = url.indexOf('?');
-  const at = url.lastIndexOf('@', query === -1 ? url.length : query);
-  const colon = url.indexOf(':', authority);
-  if (at > authority && colon !== -1 && colon < at) out = `${url.slice(0, colon)}:***${url.slice(at)}`;
-  return out.replace(/([?&]password=)[^&#]*/gi, '$1***');
+  const scheme = url.slice(0, url.indexOf('://'));
+  const queryAt = url.indexOf('?');
+  const decode = (text: string): string => {
+    try {
+      return decodeURIComponent(text.replace(/\+/g, ' '));
+    } catch {
+      return text;
+    }
+  };
+  const pairs = (queryAt === -1 ? '' : url.slice(queryAt + 1).split('#')[0]!).split('&').filter((pair) => pair !== '');
+  const query = pairs.map((pair) => (decode(pair.split('=')[0]!).toLowerCase() === 'password' ? `${pair.split('=')[0]}=***` : pair)).join('&');
+  const user = parsed.user ? encodeURIComponent(parsed.user) : '';
+  const auth = user || parsed.password ? `${user}${parsed.password ? ':***' : ''}@` : '';
+  const host = parsed.host && !parsed.host.startsWith('/') ? (parsed.host.includes(':') ? `[${parsed.host}]` : parsed.host) : '';
+  return `${scheme}://${auth}${host}${parsed.port ? `:${parsed.port}` : ''}/${parsed.database ?? ''}${query ? `?${query}` : ''}`;
 }

@@ -10,9 +10,10 @@
  */
 // `%40` and `%2B`: personal data in URL paths and query strings arrives percent-encoded.
 const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*?(?:@|%40)[A-Za-z0-9.-]+\.([A-Za-z]{2,})/gi;
-// Not inside a hyphenated hex id (UUIDs such as tenant and row ids): a digit run between `-` and a hex digit, as in
-// `…-15c8-7053-9792-2c46…`, would otherwise read as a phone with separators and corrupt the id in the log.
-const PHONE_CANDIDATE = /(?<![\w.])(?<![0-9a-f]-)(?:\+|%2B)?\(?\d[\d\s().\/-]{5,}\d(?![\w])(?!-[0-9a-f])/gi;
+// A whole UUID (tenant, row and request ids) comes first and is kept as it is: otherwise a digit run inside it, as in
+// `…-15c8-7053-9792-2c46…`, reads as a phone with separators and the id is corrupted in the log.
+const UUID_OR_PHONE_CANDIDATE = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|(?<![\w.])(?:\+|%2B)?\(?\d[\d\s().\/-]{5,}\d(?![\w])/gi;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Keys whose whole value is personal data, masked even when the pattern would not catch it. */
 const PII_KEYS = /^(email|email_address|emailAddress|phone|phone_number|phoneNumber|first_name|last_name|firstName|lastName|name|address1|address2|ip|userAgent|user_agent)$/i;
 const SECRET_KEYS = /(secret|token|password|authorization|cookie|api[-_]?key|encryption[-_]?key|hmac|signature)/i;
@@ -28,7 +29,8 @@ function looksLikePhone(candidate: string): boolean {
 export function maskString(value: string): string {
   return value
     .replace(EMAIL, (_m, first: string, tld: string) => `${first}***@***.${tld}`)
-    .replace(PHONE_CANDIDATE, (match) => {
+    .replace(UUID_OR_PHONE_CANDIDATE, (match) => {
+      if (UUID.test(match)) return match;
       // Do not mistake ISO timestamps or dates for phone numbers.
       if (/^\d{4}-\d{2}-\d{2}/.test(match) || /^\d{2}:\d{2}/.test(match)) return match;
       if (!looksLikePhone(match)) return match;

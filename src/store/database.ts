@@ -38,7 +38,10 @@ export interface OpenStoreOptions {
    * uncaught exceptions without a listener.
    */
   readonly onConnectionError?: (err: Error) => void;
-  /** PostgreSQL: longest wait for a new connection before a query fails (ms). Default 10,000. */
+  /**
+   * PostgreSQL: longest wait for a connection before a query fails (ms), a new one or a free one when all the pool's
+   * are busy. Default 10,000.
+   */
   readonly connectTimeoutMs?: number;
 }
 
@@ -128,13 +131,23 @@ export function openStore(target: DatabaseTarget, options: OpenStoreOptions = {}
     connectionString: target.url,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS,
-    // TCP keepalive, so a peer that vanished without closing (a cut network) is noticed on idle connections too.
+    // TCP keepalive from 30 s of silence (Linux would wait 2 h), so a peer that vanished without closing (a cut
+    // network) is noticed on idle connections too.
     keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
     types: pgTypeParsers,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
-  // Every connection gets its own listener for its whole life: the pool listens only while a connection is idle.
-  pool.on('connect', (client) => client.on('error', (err) => options.onConnectionError?.(err)));
+  // Every connection gets its own listener for its whole life (the pool listens only while a connection is idle),
+  // reporting its first failure only: a terminated backend sends its FATAL message, then the socket closes.
+  pool.on('connect', (client) => {
+    let reported = false;
+    client.on('error', (err) => {
+      if (reported) return;
+      reported = true;
+      options.onConnectionError?.(err);
+    });
+  });
   pool.on('error', () => undefined); // an idle connection's failure, already reported by the listener above
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   // Host (or socket directory), port, database and schema only, never the password.

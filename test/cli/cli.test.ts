@@ -49,7 +49,7 @@ describe.each(testDialects())('consent-bridge CLI on %s', (dialect) => {
   });
 
   test('--help works everywhere and exits 0', async () => {
-    for (const args of [['--help'], ['tenant', '--help'], ['tenant', 'settings', 'set', '--help'], ['ledger', 'verify', '--help']]) {
+    for (const args of [['--help'], ['help'], ['help', 'inbox'], ['tenant', '--help'], ['tenant', 'settings', 'set', '--help'], ['ledger', 'verify', '--help']]) {
       const result = await cli(...args);
       expect(result.code).toBe(0);
       expect(result.out).toMatch(/Usage: consent-bridge/);
@@ -279,13 +279,13 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('consent-bridge CL
     const url = `${postgresUrl()}?options=${encodeURIComponent('-c search_path=no_such_schema_x')}`;
     const { code, err } = await run(url);
     expect(code).toBe(1);
-    expect(err).toMatch(/no schema of the PostgreSQL search_path \(no_such_schema_x\) exists on PostgreSQL .*; create it first/);
+    expect(err).toMatch(/no schema of the PostgreSQL search_path \(no_such_schema_x\) exists on PostgreSQL .* or is usable by this role; create it first/);
   });
 
   it('names the database it cannot reach, without its password', async () => {
     const { code, err } = await run('postgres://app:s3cr3t@127.0.0.1:1/consent');
     expect(code).toBe(1);
-    expect(err).toMatch(/cannot reach PostgreSQL 127\.0\.0\.1:1\/consent: .*ECONNREFUSED/);
+    expect(err).toMatch(/cannot query PostgreSQL 127\.0\.0\.1:1\/consent: .*ECONNREFUSED/);
     expect(err).not.toContain('s3cr3t');
   });
 });

@@ -115,18 +115,20 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('the server proces
       expect(ready.status).toBe(503);
       expect(JSON.stringify(await ready.json())).toMatch(/did not answer within 2000 ms/);
       expect(Date.now() - started).toBeLessThan(4000);
-      await new Promise((resolve) => setTimeout(resolve, 700)); // the worker's next poll now hangs too
+      // The stop now hangs for certain: the timed-out readiness ping still holds a pool connection (so closing the
+      // pool waits), and the in-process worker's next poll (every 500 ms) hangs on the silent connection too.
+      await new Promise((resolve) => setTimeout(resolve, 700));
       const stopping = Date.now();
       server.child.kill('SIGTERM');
-      expect(await exitWithin(server.exited, server.child, 12_000)).toBe(1);
-      expect(Date.now() - stopping).toBeLessThan(9000); // 0.5 s for requests + 0.5 s + 5 s for the background work
+      expect(await exitWithin(server.exited, server.child, 15_000)).toBe(1);
+      expect(Date.now() - stopping).toBeLessThan(12_000); // 0.5 s for requests, then 0.5 s + 5 s for the background work
       expect(server.output()).toMatch(/background work did not stop in time/);
     } finally {
       server.child.kill('SIGKILL');
       proxy.close();
       fs.rmSync(cwd, { recursive: true, force: true });
     }
-  }, 20_000);
+  }, 30_000);
 
   test('`worker` on a database that stops answering also ends in bounded time after SIGTERM', async () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-proc-pg-'));
@@ -141,18 +143,19 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('the server proces
       for (let i = 0; i < 150 && !/worker running/.test(output); i++) await new Promise((resolve) => setTimeout(resolve, 100));
       expect(output).toMatch(/worker running/);
       proxy.silence();
-      await new Promise((resolve) => setTimeout(resolve, 700)); // the next poll hangs
+      // The worker polls every 500 ms when idle: its next poll now hangs on the silent connection, so the stop does.
+      await new Promise((resolve) => setTimeout(resolve, 1200));
       const stopping = Date.now();
       child.kill('SIGTERM');
-      expect(await exitWithin(exited, child, 12_000)).toBe(1);
-      expect(Date.now() - stopping).toBeLessThan(8000);
+      expect(await exitWithin(exited, child, 15_000)).toBe(1);
+      expect(Date.now() - stopping).toBeLessThan(11_000); // 0.5 s + 5 s
       expect(output).toMatch(/the worker did not stop in time/);
     } finally {
       child.kill('SIGKILL');
       proxy.close();
       fs.rmSync(cwd, { recursive: true, force: true });
     }
-  }, 20_000);
+  }, 30_000);
 });
 
 /** The exit code, or 'hung' (after a SIGKILL) if the process has not exited within `ms`: a failing test must not hang the run. */

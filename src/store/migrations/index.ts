@@ -550,10 +550,12 @@ async function requireSchema(store: Store): Promise<void> {
   try {
     ({ rows } = await sql<{ schema: string | null; path: string }>`select current_schema() as schema, current_setting('search_path') as path`.execute(store.db));
   } catch (err) {
-    throw new Error(`cannot reach ${store.description}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`cannot query ${store.description}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   if (rows[0]?.schema == null) {
-    throw new Error(`no schema of the PostgreSQL search_path (${rows[0]?.path ?? '?'}) exists on ${store.description}; create it first (create schema …)`);
+    throw new Error(
+      `no schema of the PostgreSQL search_path (${rows[0]?.path ?? '?'}) exists on ${store.description} or is usable by this role; create it first (create schema …), or grant usage and create on it`,
+    );
   }
 }
 

@@ -346,9 +346,11 @@ describe('redactUrl', () => {
     expect(redactUrl('postgres://postgres@127.0.0.1:5432/test')).toBe('postgres://postgres@127.0.0.1:5432/test');
   });
 
-  it('replaces a password holding @ or / up to the last @, and a password= query parameter', () => {
-    expect(redactUrl('postgres://user:p@ss/w@host:5432/db')).toBe('postgres://user:***@host:5432/db');
-    expect(redactUrl('postgres://user@host/db?sslmode=disable&password=hunter2')).toBe('postgres://user@host/db?sslmode=disable&password=***');
+  it('replaces a password holding @ / ? (raw or encoded), and a password query parameter however spelled', () => {
+    expect(redactUrl('postgres://user:p@ss@host:5432/db')).toBe('postgres://user:***@host:5432/db');
+    expect(redactUrl('postgres://user:p%40ss%2Fw%3F@host:5432/db')).toBe('postgres://user:***@host:5432/db');
+    expect(redactUrl('postgres://user@host/db?sslmode=disable&password=hunter2')).toBe('postgres://user:***@host/db?sslmode=disable&password=***');
+    expect(redactUrl('postgres://user@host/db?pass%77ord=hunter2')).toBe('postgres://user:***@host/db?pass%77ord=***');
   });
 
   it('redacts Unix-socket URLs, whose host is empty', () => {

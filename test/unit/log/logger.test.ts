@@ -67,8 +67,12 @@ describe('maskString', () => {
       const id = randomUUID();
       expect(maskString(`{"tenantId":"${id}"}`)).toBe(`{"tenantId":"${id}"}`);
     }
-    // A phone next to an id is still masked.
+    // A phone next to an id, or after a word and a hyphen, is still masked.
     expect(maskString('01a21038-15c8-7053-9792-2c46bd417f02 +49 151 1234 5678')).toBe('01a21038-15c8-7053-9792-2c46bd417f02 +***78');
+    expect(maskString('phone-+4915112345678')).toBe('phone-+***78');
+    expect(maskString('phone-0151 1234567')).toBe('phone-***67');
+    expect(maskString('A-0151 1234567')).toBe('A-***67');
+    expect(maskString('tel 0151-1234567-a')).not.toContain('1234567');
   });
 
   it('does not alter ISO timestamps and dates', () => {
