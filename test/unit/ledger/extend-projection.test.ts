@@ -75,7 +75,8 @@ const project = (events: readonly ConsentEventTable[]): ConsentCurrentTable[] =>
 const byPurpose = (list: readonly ConsentCurrentTable[]): ConsentCurrentTable[] => [...list].sort((a, b) => (a.purpose < b.purpose ? -1 : 1));
 
 describe('extendProjection', () => {
-  it('whenever it answers, answers exactly as a refold of the whole history, for any split of any history', () => {
+  /** Checks the property over `numRuns` random splits; returns how often it answered and the statuses it reached. */
+  function checkSplits(parameters: fc.Parameters<[Draft[], number]>): { answered: number; statuses: Set<string> } {
     let answered = 0;
     const statuses = new Set<string>();
     fc.assert(
@@ -88,11 +89,19 @@ describe('extendProjection', () => {
         expect(byPurpose(extended)).toEqual(byPurpose(project(all)));
         for (const row of extended) statuses.add(row.status);
       }),
-      { numRuns: 5000 },
+      parameters,
     );
-    expect(answered).toBeGreaterThan(100);
-    // The histories reach every status, expiries included, on the extended path.
-    expect([...statuses].sort()).toEqual(['erased', 'expired', 'granted', 'none', 'pending', 'withdrawn']);
+    return { answered, statuses };
+  }
+
+  it('whenever it answers, answers exactly as a refold of the whole history, for any split of any history', () => {
+    // New random histories on every run …
+    expect(checkSplits({ numRuns: 5000 }).answered).toBeGreaterThan(100);
+    // … and a fixed set for the coverage claim, which a random run misses now and then (expiries are rare on the
+    // extended path): the histories reach every status there.
+    const fixed = checkSplits({ numRuns: 5000, seed: 20261125 });
+    expect(fixed.answered).toBeGreaterThan(100);
+    expect([...fixed.statuses].sort()).toEqual(['erased', 'expired', 'granted', 'none', 'pending', 'withdrawn']);
   });
 
   it('answers for appends later than everything stored, with known purposes, and matches the refold', () => {
