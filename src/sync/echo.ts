@@ -9,9 +9,14 @@ import type { Channel } from '../domain/consent';
 
 export const WRITE_LOG_RETENTION_MS = 7 * 86_400_000;
 
-/** Our Shopify consent write, and the Shopify webhook that reflects it. `state` upper case (GraphQL form). */
+/**
+ * Our Shopify consent write, and the Shopify webhook that reflects it. `state` upper case (GraphQL form). The time
+ * is kept to the whole second: Shopify's DateTime has no milliseconds (connectors/shopify/consent.ts), so the echo
+ * of a write at 09:00:44.773 says 09:00:44.
+ */
 export function shopifyConsentFingerprint(customerId: string, channel: Channel, state: string, consentUpdatedAt: string): string {
-  return `shopify:${channel}:${customerId}:${state.toUpperCase()}:${new Date(consentUpdatedAt).toISOString()}`;
+  const second = Math.floor(Date.parse(consentUpdatedAt) / 1000) * 1000;
+  return `shopify:${channel}:${customerId}:${state.toUpperCase()}:${new Date(second).toISOString()}`;
 }
 
 /** Our HubSpot subscription write, and an observation of it (poll or "Record consent change" action). */

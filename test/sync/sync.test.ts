@@ -108,6 +108,21 @@ describe.each(testDialects())('outbound sync on %s', (dialect) => {
     expect(hubspot.properties).toEqual([]);
   });
 
+  it('the echo of a write whose time had milliseconds comes back in whole seconds (Shopify keeps none) and is still dropped', async () => {
+    await apply([{ kind: 'identify', identities: customer('22', 'di@example.com'), profile: null }]);
+    const hubspotGrant: SubjectlessEvent = { channel: 'sms', purpose: '*', kind: 'grant', basis: 'consent', occurredAt: '2026-05-02T09:00:44.773Z', source: 'hubspot', sourceDeliveryId: null, evidence: { affirmative: true, capturePoint: 'form:signup' } };
+    await apply([{ kind: 'consent', identities: [{ kind: 'email', value: 'di@example.com' }], events: [hubspotGrant] }]);
+    await dispatcher.drain();
+    expect(allShopify()).toEqual([expect.objectContaining({ customerId: '22', state: 'SUBSCRIBED', consentUpdatedAt: '2026-05-02T09:00:44.773Z' })]);
+    hubspot.resetWrites();
+    shopify.writes = [];
+    const echo: SubjectlessEvent = { channel: 'sms', purpose: '*', kind: 'grant', basis: 'consent', occurredAt: '2026-05-02T09:00:44.000Z', source: 'shopify', sourceDeliveryId: null, evidence: { affirmative: true } };
+    expect(await apply([{ kind: 'consent', identities: [{ kind: 'shopify_customer', value: '22' }], events: [echo] }])).toContain('skipped: echo of our own write');
+    // A real change in the next second is not an echo.
+    const later: SubjectlessEvent = { ...echo, occurredAt: '2026-05-02T09:00:45.000Z' };
+    expect(await apply([{ kind: 'consent', identities: [{ kind: 'shopify_customer', value: '22' }], events: [later] }])).not.toContain('echo');
+  });
+
   it('an objection through the gate unsubscribes in HubSpot and Shopify and puts the contact on the suppression list', async () => {
     await apply([{ kind: 'consent', identities: customer('3', 'cy@example.com'), events: [shopifyGrant('2026-05-01T10:00:00.000Z')] }]);
     await dispatcher.drain();
