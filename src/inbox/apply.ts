@@ -46,6 +46,27 @@ async function recordTags(trx: Transaction<Database>, tenantId: string, subjectI
   await subjects.upsertTags(trx, { tenant_id: tenantId, subject_id: subjectId, tags: tags.tags, source_updated_at: tags.sourceUpdatedAt, updated_at: now });
 }
 
+/** How far a delivery's consent time may lie after its receipt (the platform's clock may run a little fast): 5 min. */
+export const MAX_SOURCE_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * Consent events dated later than their delivery's receipt (beyond the skew) are dated at the receipt, the claimed
+ * time kept as `evidence.claimedOccurredAt`. A change is reported after it happens, so such a time is wrong; left as
+ * it is, a grant dated 2031 would outrank every real withdrawal until then, since the source's time orders events
+ * (conflict rule 1). The gate's objections refuse the same (src/gate/objection.ts MAX_CLOCK_SKEW_MS).
+ */
+export function withTimesNotAfterReceipt(effects: readonly InboundEffect[], receivedAt: string): InboundEffect[] {
+  const latest = Date.parse(receivedAt) + MAX_SOURCE_CLOCK_SKEW_MS;
+  return effects.map((effect) =>
+    effect.kind !== 'consent' || effect.events.every((e) => Date.parse(e.occurredAt) <= latest)
+      ? effect
+      : {
+          ...effect,
+          events: effect.events.map((e) => (Date.parse(e.occurredAt) <= latest ? e : { ...e, occurredAt: receivedAt, evidence: { ...e.evidence, claimedOccurredAt: e.occurredAt } })),
+        },
+  );
+}
+
 const SHOPIFY_STATE_OF: Partial<Record<SubjectlessEvent['kind'], string>> = { grant: 'SUBSCRIBED', withdraw: 'UNSUBSCRIBED', pending: 'PENDING' };
 
 /** Events of a Shopify consent delivery that only reflect a consent write of ours (src/sync/echo.ts). */

@@ -16,7 +16,7 @@ import type { Clock, IdGenerator, Logger } from '../ports';
 import type { Store } from '../store/database';
 import * as repo from '../store/inbox.repository';
 import type { Database, InboxTable } from '../store/schema';
-import { applyEffects } from './apply';
+import { applyEffects, withTimesNotAfterReceipt } from './apply';
 import { pruneProcessedDeliveries, type Platform } from './inbox';
 import { pruneSubjectChanges } from '../ledger/changes';
 import { WakeableSleep } from '../jobs/wakeable-sleep';
@@ -156,7 +156,7 @@ export class InboxWorker {
       meta: JSON.parse(row.meta) as Record<string, string>,
       receivedAt: row.received_at,
     };
-    const effects = mapper(delivery, this.#deps.mapperContext);
+    const effects = withTimesNotAfterReceipt(mapper(delivery, this.#deps.mapperContext), delivery.receivedAt);
     const outcome = await applyEffects(trx, store.dialect, this.#deps, { tenantId: row.tenant_id, ledgerKey: `${row.platform}:${row.delivery_key}` }, effects);
     await repo.markDone(trx, store.dialect, row.id, outcome, clock.now().toISOString());
     this.#deps.logger.debug({ inboxId: row.id, topic: row.topic, tenantId: row.tenant_id, outcome }, 'delivery processed');

@@ -117,6 +117,24 @@ describe.each(testDialects())('Shopify webhooks on %s', (dialect) => {
     expect((await post('/webhooks/shopify', body, headers)).body.status).toBe('duplicate');
   });
 
+  it('a grant dated in the future is dated at its receipt, so a later withdrawal still wins', async () => {
+    const consent = (state: string, at: string, webhookId: string) => {
+      const body = JSON.stringify({ customer_id: 7301122330077, email_address: 'future@example.com', email_marketing_consent: { state, opt_in_level: 'single_opt_in', consent_updated_at: at } });
+      return post('/webhooks/shopify', body, shopifyHeaders(body, { topic: 'customers_email_marketing_consent/update', webhookId }));
+    };
+    expect((await consent('subscribed', '2031-01-01T00:00:00Z', 'future-grant')).status).toBe(200);
+    await h.worker.drain();
+    const [grant] = await store.db.selectFrom('consent_event').selectAll().where('source_delivery_id', '=', 'future-grant').execute();
+    expect(grant).toMatchObject({ kind: 'grant', occurred_at: h.clock.now().toISOString() });
+    expect(JSON.parse(grant!.evidence)).toMatchObject({ claimedOccurredAt: '2031-01-01T00:00:00.000Z' });
+
+    h.clock.advance(60_000);
+    expect((await consent('unsubscribed', h.clock.now().toISOString(), 'present-withdrawal')).status).toBe(200);
+    await h.worker.drain();
+    const current = await store.db.selectFrom('consent_current').select(['status']).where('subject_id', '=', grant!.subject_id).where('channel', '=', 'email').execute();
+    expect(current.map((r) => r.status)).toEqual(['withdrawn']);
+  });
+
   it('answers 200 "ignored" for an unknown shop and stores only a counter', async () => {
     const before = await writtenRows(store.db);
     const headers = shopifyHeaders(EMAIL_CONSENT, { topic: 'customers_email_marketing_consent/update', shop: 'never-installed.myshopify.com' });
