@@ -22,7 +22,6 @@ import { createLogger, silentLogger } from './log/logger';
 import { inboxStats, listDeadDeliveries, pruneProcessedDeliveries, retryDeadDeliveries } from './inbox/inbox';
 import { listDeadOutbox, outboxStats, retryDeadOutbox } from './outbox/outbox';
 import {
-  BACKGROUND_STOP_GRACE_MS,
   createRuntime,
   backfillDeps,
   backgroundJobs,
@@ -31,8 +30,7 @@ import {
   createPlatformPorts,
   createWorker,
   startServer,
-  TimedOut,
-  withinTime,
+  stopBackgroundWithin,
   type Runtime,
 } from './main';
 import { backfillProgress, runBackfill, type BackfillProgress, type BackfillResult } from './sync/backfill';
@@ -228,18 +226,11 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
           process.on('SIGTERM', onSignal);
           process.on('SIGINT', onSignal);
         });
-        const stopping = (async () => {
+        await stopBackgroundWithin(runtime, 'the worker', async () => {
           await worker.stop();
           await jobs.stop(cfg.shutdownTimeoutMs);
           await outbox.stop();
-        })();
-        // As in `serve`: a database that stopped answering must not hold the process forever.
-        try {
-          await withinTime(stopping, cfg.shutdownTimeoutMs + BACKGROUND_STOP_GRACE_MS, 'stopping the worker');
-        } catch (error) {
-          runtime.logger.error({ err: error }, error instanceof TimedOut ? 'the worker did not stop in time; exiting anyway' : 'stopping the worker failed');
-          setImmediate(() => process.exit(EXIT_FAILURE));
-        }
+        }).catch(() => setImmediate(() => process.exit(EXIT_FAILURE))); // logged; something may still hold the event loop
       } finally {
         await runtime.close();
       }

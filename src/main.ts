@@ -50,6 +50,7 @@ import { hubspotRecordActionRoutes } from '../webhooks/hubspot/record-action';
 import { hubspotWebhookRoutes } from '../webhooks/hubspot/routes';
 import { mapShopifyDelivery } from '../webhooks/shopify/map';
 import { shopifyWebhookRoutes } from '../webhooks/shopify/routes';
+import { TimedOut, withinTime } from './jobs/time-limit';
 
 export interface Runtime {
   readonly config: AppConfig;
@@ -100,21 +101,6 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
 
 /** Longest `/readyz` waits for the database (ms): a load balancer's probe gets a 503 rather than no answer. */
 export const READINESS_TIMEOUT_MS = 2000;
-
-/** What `withinTime` rejects with when time ran out (other rejections are the promise's own). */
-export class TimedOut extends Error {
-  override readonly name = 'TimedOut';
-}
-
-/** `promise`, or a `TimedOut` rejection naming `what` after `ms` (the promise keeps running). */
-export function withinTime<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new TimedOut(`${what} did not answer within ${ms} ms`)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 export async function checkReadiness(store: Store, timeoutMs = READINESS_TIMEOUT_MS): Promise<Readiness> {
   try {
@@ -367,13 +353,28 @@ export interface RunningServer {
   stop(reason?: string): Promise<void>;
 }
 
+/** Added to SHUTDOWN_TIMEOUT_MS for the background work's stop, since the jobs get SHUTDOWN_TIMEOUT_MS of their own. */
+const BACKGROUND_STOP_GRACE_MS = 5000;
+
+/**
+ * Stop the background work (`stop`: worker, jobs, outbox …) of `serve` or `worker`, waiting at most
+ * SHUTDOWN_TIMEOUT_MS + 5 s: a database that stopped answering must not hold the process forever. A timeout or a
+ * failure is logged and rethrown; the caller ends the process (what was not committed stays pending and is picked
+ * up on restart).
+ */
+export async function stopBackgroundWithin(runtime: Runtime, what: string, stop: () => Promise<void>): Promise<void> {
+  try {
+    await withinTime(stop(), runtime.config.shutdownTimeoutMs + BACKGROUND_STOP_GRACE_MS, `stopping ${what}`);
+  } catch (err) {
+    runtime.logger.error({ err }, err instanceof TimedOut ? `${what} did not stop in time` : `stopping ${what} failed`);
+    throw err;
+  }
+}
+
 /**
  * `hubspot` and `outbox`: settings without an environment variable, for sandboxes and benchmarks (defaults as in
  * `serve`).
  */
-/** Added to SHUTDOWN_TIMEOUT_MS for the background work's stop, since the jobs get SHUTDOWN_TIMEOUT_MS of their own. */
-export const BACKGROUND_STOP_GRACE_MS = 5000;
-
 export async function startServer(runtime: Runtime, options: { migrate?: boolean; hubspot?: HubspotTuning; outbox?: OutboxTuning } = {}): Promise<RunningServer> {
   const { config, logger } = runtime;
   if (options.migrate !== false) {
@@ -428,7 +429,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
         await closed;
       }
       clearTimeout(timer);
-      const background = (async () => {
+      await stopBackgroundWithin(runtime, 'background work', async () => {
         // Requests are done, so nothing new reaches the inbox; the delivery in progress commits or rolls back.
         await offload?.close();
         await worker?.stop();
@@ -436,15 +437,7 @@ export async function startServer(runtime: Runtime, options: { migrate?: boolean
         // After the worker and the jobs (they enqueue): the chunk in flight finishes and is recorded; the rest stay due.
         await outbox?.stop();
         await runtime.close();
-      })();
-      // A database that stopped answering must not hold the stop forever: past SHUTDOWN_TIMEOUT_MS plus a grace it
-      // rejects, and `serve` ends the process (what was not committed stays pending and is picked up on restart).
-      try {
-        await withinTime(background, config.shutdownTimeoutMs + BACKGROUND_STOP_GRACE_MS, 'stopping the background work');
-      } catch (err) {
-        logger.error({ err }, err instanceof TimedOut ? 'background work did not stop in time' : 'stopping the background work failed');
-        throw err;
-      }
+      });
       logger.info({}, 'stopped');
     })();
     return stopping;

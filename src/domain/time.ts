@@ -4,6 +4,13 @@
  */
 export type IsoTimestamp = string;
 
+/**
+ * How far a source's timestamp may lie ahead of ours (its clock may run a little fast): 5 minutes. A later one is
+ * refused (gate objections, the HubSpot "Record consent change" action) or, for a webhook that cannot be refused,
+ * dated at its receipt (src/inbox/apply.ts).
+ */
+export const MAX_SOURCE_CLOCK_SKEW_MS = 5 * 60_000;
+
 const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Normalise a source timestamp (ISO with any offset, epoch ms, Date) to the canonical form; null if invalid. */

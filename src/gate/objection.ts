@@ -28,6 +28,7 @@ import type { Tenant } from '../tenants/tenants';
 import { readGateRequest } from './routes';
 import { gateRequestSchema } from './gate';
 import { identityOf } from './recipient';
+import { MAX_SOURCE_CLOCK_SKEW_MS } from '../domain/time';
 
 export const GATE_OBJECTION_PATH = '/api/v1/gate/objection';
 
@@ -38,7 +39,7 @@ export const OBJECTION_BODY_LIMIT_BYTES = 256 * 1024;
 export const MAX_OBJECTION_RECIPIENTS = 1_000;
 
 /** How far `occurredAt` may lie ahead of our clock (the caller's clock may run fast): 5 minutes. */
-export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+export const MAX_CLOCK_SKEW_MS = MAX_SOURCE_CLOCK_SKEW_MS;
 
 /** Capture point recorded when the caller names none. */
 export const DEFAULT_CAPTURE_POINT = 'gate-api';

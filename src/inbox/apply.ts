@@ -5,6 +5,7 @@
  */
 import type { Transaction } from 'kysely';
 import type { NewConsentEvent } from '../domain/consent';
+import { MAX_SOURCE_CLOCK_SKEW_MS } from '../domain/time';
 import type { CustomerTags, InboundEffect, ProfileFacts, SubjectlessEvent } from '../domain/inbound';
 import { shopifyConsentFingerprint } from '../sync/echo';
 import * as writeLog from '../store/sync-write.repository';
@@ -46,14 +47,11 @@ async function recordTags(trx: Transaction<Database>, tenantId: string, subjectI
   await subjects.upsertTags(trx, { tenant_id: tenantId, subject_id: subjectId, tags: tags.tags, source_updated_at: tags.sourceUpdatedAt, updated_at: now });
 }
 
-/** How far a delivery's consent time may lie after its receipt (the platform's clock may run a little fast): 5 min. */
-export const MAX_SOURCE_CLOCK_SKEW_MS = 5 * 60_000;
-
 /**
  * Consent events dated later than their delivery's receipt (beyond the skew) are dated at the receipt, the claimed
  * time kept as `evidence.claimedOccurredAt`. A change is reported after it happens, so such a time is wrong; left as
  * it is, a grant dated 2031 would outrank every real withdrawal until then, since the source's time orders events
- * (conflict rule 1). The gate's objections refuse the same (src/gate/objection.ts MAX_CLOCK_SKEW_MS).
+ * (conflict rule 1). The gate's objections refuse the same (MAX_SOURCE_CLOCK_SKEW_MS, src/domain/time.ts).
  */
 export function withTimesNotAfterReceipt(effects: readonly InboundEffect[], receivedAt: string): InboundEffect[] {
   const latest = Date.parse(receivedAt) + MAX_SOURCE_CLOCK_SKEW_MS;

@@ -3,7 +3,7 @@
  * prom-client's global one, so several apps in one process (tests) never share or collide on a metric.
  *
  * Queue depths are not counted as rows move: they are read at scrape time with one COUNT … GROUP BY per queue
- * (depth.repository.ts), which also gives each queue's lag: how long its oldest due pending row has waited
+ * (depth.repository.ts), which also gives each queue's lag: the age of its oldest pending row
  * (`consent_bridge_queue_oldest_pending_seconds`, the figure to alert on). A scrape waits at most `collectTimeoutMs`
  * for them; past that (or when the database fails) the gauges keep their last values,
  * `consent_bridge_metrics_collect_errors_total` says so and `consent_bridge_queue_depth_collected_timestamp_seconds`
@@ -12,6 +12,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Kysely } from 'kysely';
+import { TimedOut, withinTime } from '../jobs/time-limit';
 import type { Logger } from '../ports';
 import type { Database } from '../store/schema';
 import { inboxDepth, outboxDepth, type InboxDepthRow, type OutboxDepthRow } from './depth.repository';
@@ -59,15 +60,11 @@ type Raced<T> = { readonly ok: true; readonly value: T } | { readonly ok: false 
 
 /** `promise`'s value, or `{ok:false}` after `ms` (the promise keeps running). Rejects as the promise does. */
 async function within<T>(promise: Promise<T>, ms: number): Promise<Raced<T>> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Raced<T>>((resolve) => {
-    timer = setTimeout(() => resolve({ ok: false }), ms);
-    timer.unref();
-  });
   try {
-    return await Promise.race([promise.then((value): Raced<T> => ({ ok: true, value })), timeout]);
-  } finally {
-    clearTimeout(timer);
+    return { ok: true, value: await withinTime(promise, ms, 'a scrape-time collection') };
+  } catch (err) {
+    if (err instanceof TimedOut) return { ok: false };
+    throw err;
   }
 }
 

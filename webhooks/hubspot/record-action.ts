@@ -32,7 +32,7 @@ import { ALL_PURPOSES, type ConsentState, type Evidence, type NewConsentEvent } 
 import { AppError } from '../../src/domain/errors';
 import { foldConsent } from '../../src/domain/fold';
 import { normalizeIdentity, type Identity } from '../../src/domain/identity';
-import { toIsoTimestamp } from '../../src/domain/time';
+import { MAX_SOURCE_CLOCK_SKEW_MS, toIsoTimestamp } from '../../src/domain/time';
 import { appendInTransaction, rowToEvent } from '../../src/ledger/ledger';
 import type { Clock, IdGenerator, Logger } from '../../src/ports';
 import { requireFeature, type RouteModule } from '../../src/server/app';
@@ -91,7 +91,7 @@ export const RECORD_REASONS = ['recorded', 'no_change', 'echo', 'subscription_ty
 export type RecordReason = (typeof RECORD_REASONS)[number];
 
 /** How far `changed_at` may lie ahead of our clock (HubSpot's clock may run fast): 5 minutes, as the objection API. */
-export const MAX_CHANGED_AT_SKEW_MS = 5 * 60_000;
+export const MAX_CHANGED_AT_SKEW_MS = MAX_SOURCE_CLOCK_SKEW_MS;
 
 /** Earliest `changed_at` accepted: an earlier one is almost surely epoch seconds sent as milliseconds. */
 export const MIN_CHANGED_AT = '2000-01-01T00:00:00.000Z';
