@@ -104,8 +104,7 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('the server proces
 
   test('a database that stops answering: /readyz says 503 in time, and a shutdown ends in bounded time', async () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-proc-pg-'));
-    const proxy = await silenceableProxy(new URL((db.target as { url: string }).url));
-    const url = `postgres://postgres@127.0.0.1:${proxy.port}/${new URL((db.target as { url: string }).url).pathname.slice(1)}?options=${encodeURIComponent(`-c search_path=${db.schema}`)}`;
+    const { proxy, url } = await behindSilenceableProxy(db);
     const server = await start(cwd, minimalEnv({ PORT: '0', DATABASE_URL: url, SHUTDOWN_TIMEOUT_MS: '500' }));
     try {
       expect((await fetch(`${server.baseUrl}/readyz`)).status).toBe(200);
@@ -132,8 +131,7 @@ describe.each(testDialects().filter((d) => d === 'postgres'))('the server proces
 
   test('`worker` on a database that stops answering also ends in bounded time after SIGTERM', async () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-proc-pg-'));
-    const proxy = await silenceableProxy(new URL((db.target as { url: string }).url));
-    const url = `postgres://postgres@127.0.0.1:${proxy.port}/${new URL((db.target as { url: string }).url).pathname.slice(1)}?options=${encodeURIComponent(`-c search_path=${db.schema}`)}`;
+    const { proxy, url } = await behindSilenceableProxy(db);
     const child = spawn(process.execPath, [BIN, 'worker'], { cwd, env: minimalEnv({ DATABASE_URL: url, SHUTDOWN_TIMEOUT_MS: '500' }) });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -172,6 +170,13 @@ async function exitWithin(exited: Promise<number | null>, child: { kill(signal: 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The suite's PostgreSQL schema reached through a `silenceableProxy`, as a DATABASE_URL. */
+async function behindSilenceableProxy(db: TestDatabase): Promise<{ proxy: Awaited<ReturnType<typeof silenceableProxy>>; url: string }> {
+  const target = new URL((db.target as { url: string }).url);
+  const proxy = await silenceableProxy(target);
+  return { proxy, url: `postgres://postgres@127.0.0.1:${proxy.port}${target.pathname}?options=${encodeURIComponent(`-c search_path=${db.schema}`)}` };
 }
 
 /** A TCP proxy to PostgreSQL that can go silent: connections stay open and nothing is forwarded any more. */
